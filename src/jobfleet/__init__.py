@@ -1,0 +1,57 @@
+"""jobfleet: describe a job once, split it into subjobs, run it anywhere, follow it to the end.
+
+A drop-in successor of Belle II's ``caf.backends``: the same names and keyword
+arguments, with a durable job store, native job arrays and batched status
+queries on top.
+"""
+
+import logging
+
+from jobfleet.backends import Backend, Local
+from jobfleet.errors import (
+    BackendError,
+    CommandError,
+    JobfleetError,
+    SpecError,
+    SplitterError,
+    StoreError,
+)
+from jobfleet.inputs import get_input_data
+from jobfleet.job import Job, SubJob
+from jobfleet.monitor import monitor_jobs
+from jobfleet.splitters import (
+    ArgumentsGenerator,
+    ArgumentsSplitter,
+    MaxFilesSplitter,
+    MaxSubjobsSplitter,
+    SubjobSplitter,
+    range_arguments,
+)
+from jobfleet.status import JobStatus
+
+__all__ = [
+    "ArgumentsGenerator",
+    "ArgumentsSplitter",
+    "Backend",
+    "BackendError",
+    "CommandError",
+    "Job",
+    "JobStatus",
+    "JobfleetError",
+    "Local",
+    "MaxFilesSplitter",
+    "MaxSubjobsSplitter",
+    "SpecError",
+    "StoreError",
+    "SubJob",
+    "SubjobSplitter",
+    "SplitterError",
+    "get_input_data",
+    "monitor_jobs",
+    "range_arguments",
+]
+
+__version__ = "0.1.0"
+
+# The library never configures logging for its users; it only stays quiet by default.
+logging.getLogger("jobfleet").addHandler(logging.NullHandler())

@@ -1,0 +1,73 @@
+"""Input files: normalising paths and URIs, checking that local files exist."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+__all__ = [
+    "INPUT_DATA_FILE",
+    "check_input_files",
+    "get_input_data",
+    "local_path",
+    "normalise_input",
+]
+
+log = logging.getLogger("jobfleet.inputs")
+
+#: Name of the file, in every (sub)job's working directory, listing its input files as JSON.
+INPUT_DATA_FILE = "__BACKEND_INPUT_FILES__.json"
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def normalise_input(entry: str | os.PathLike[str]) -> str:
+    """A plain path becomes an absolute path string; a URI (``scheme://``) is kept as given."""
+    if isinstance(entry, os.PathLike):
+        entry = os.fspath(entry)
+    if not isinstance(entry, str):
+        raise TypeError(f"input_files entries must be str or Path, got {type(entry).__name__}")
+    if _URI.match(entry):
+        return entry
+    return os.path.abspath(entry)
+
+
+def local_path(entry: str) -> Path | None:
+    """The local file an input entry names (plain path or ``file://``), or ``None`` for remote URIs."""
+    if not _URI.match(entry):
+        return Path(entry)
+    parts = urlsplit(entry)
+    if parts.scheme.lower() == "file":
+        return Path(unquote(parts.path))
+    return None
+
+
+def check_input_files(entries: Iterable[str], owner: object) -> list[str]:
+    """Drop duplicates (first one kept) and local files that do not exist; keep remote URIs."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for entry in entries:
+        if entry in seen:
+            log.warning("%r: input file %s is listed more than once; using it once", owner, entry)
+            continue
+        seen.add(entry)
+        path = local_path(entry)
+        if path is not None and not path.is_file():
+            log.warning("%r: input file %s does not exist; skipping it", owner, entry)
+            continue
+        kept.append(entry)
+    if seen and not kept:
+        log.warning("%r: none of its %d input files exist", owner, len(seen))
+    return kept
+
+
+def get_input_data() -> list[str]:
+    """Inside a running job: the input files of this (sub)job, read from the working directory."""
+    with open(INPUT_DATA_FILE, encoding="utf-8") as handle:
+        data: list[str] = json.load(handle)
+    return data

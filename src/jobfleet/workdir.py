@@ -1,0 +1,134 @@
+"""Preparing a (sub)job's working directory, and collecting its outputs afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from jobfleet.errors import SpecError
+from jobfleet.inputs import INPUT_DATA_FILE
+from jobfleet.templating import render
+
+if TYPE_CHECKING:
+    from jobfleet.job import Job
+
+__all__ = [
+    "EXIT_CODE_FILE",
+    "STDERR_FILE",
+    "STDOUT_FILE",
+    "SUBMIT_SCRIPT",
+    "check_job",
+    "collect_outputs",
+    "prepare",
+    "read_exit_code",
+    "render_wrapper",
+]
+
+log = logging.getLogger("jobfleet.workdir")
+
+SUBMIT_SCRIPT = "submit.sh"
+EXIT_CODE_FILE = "__BACKEND_CMD_EXIT_STATUS__"
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+
+
+def check_job(job: Job) -> None:
+    """Reject a job description that cannot run, before anything is written."""
+    if not isinstance(job.cmd, list | tuple) or not job.cmd:
+        raise SpecError(f"{job!r}: field 'cmd': a non-empty list of strings is required")
+    if not all(isinstance(part, str) for part in job.cmd):
+        raise SpecError(f"{job!r}: field 'cmd': every element must be a string")
+    if isinstance(job.setup_cmds, str) or not all(isinstance(s, str) for s in job.setup_cmds):
+        raise SpecError(f"{job!r}: field 'setup_cmds': a list of strings is required")
+    for pattern in job.output_patterns:
+        if not isinstance(pattern, str) or not pattern:
+            raise SpecError(f"{job!r}: field 'output_patterns': {pattern!r} is not a pattern")
+        pure = PurePosixPath(pattern)
+        if pure.is_absolute() or ".." in pure.parts:
+            raise SpecError(
+                f"{job!r}: field 'output_patterns': {pattern!r} points outside the working directory"
+            )
+    for entry in job.input_sandbox_files:
+        if not entry.exists():
+            raise SpecError(f"{job!r}: field 'input_sandbox_files': {entry} does not exist")
+
+
+def render_wrapper(job: Job, directives: Sequence[str] = ()) -> str:
+    """The bash script that runs ``job``'s setup and command and records the exit code."""
+    return render(
+        "wrapper.sh.j2",
+        directives=list(directives),
+        name=job.name,
+        exit_code_file=EXIT_CODE_FILE,
+        setup_cmds=list(job.setup_cmds),
+        command=job.full_command,
+    )
+
+
+def prepare(job: Job, script: str) -> Path:
+    """Create the working directory with sandbox copies, input list and wrapper script.
+
+    Leftovers of an earlier attempt (exit code, stdout, stderr) are removed so
+    they cannot be mistaken for this attempt's result.
+    """
+    workdir = job.working_dir
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (workdir / name).unlink()
+    for entry in job.input_sandbox_files:
+        if entry.is_dir():
+            shutil.copytree(entry, workdir / entry.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(entry, workdir / entry.name)
+    (workdir / INPUT_DATA_FILE).write_text(json.dumps(job.input_files), encoding="utf-8")
+    script_path = workdir / SUBMIT_SCRIPT
+    script_path.write_text(script, encoding="utf-8")
+    script_path.chmod(0o755)
+    return script_path
+
+
+def read_exit_code(workdir: Path) -> int | None:
+    """The exit code the wrapper recorded, or ``None`` if there is none (yet)."""
+    try:
+        text = (workdir / EXIT_CODE_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        log.warning("%s holds %r, not an exit code", workdir / EXIT_CODE_FILE, text[:40])
+        return None
+
+
+def collect_outputs(job: Job) -> list[Path]:
+    """Copy the files matching ``output_patterns`` from the working to the output directory.
+
+    Symbolic links that lead out of the working directory are not followed.
+    """
+    workdir, outdir = job.working_dir, job.output_dir
+    if not job.output_patterns or workdir.resolve() == outdir.resolve():
+        return []
+    copied: list[Path] = []
+    root = workdir.resolve()
+    for pattern in job.output_patterns:
+        matches = sorted(workdir.glob(pattern))
+        if not matches:
+            log.warning("%s: output pattern %r matched nothing in %s", job.name, pattern, workdir)
+        for source in matches:
+            if not source.resolve().is_relative_to(root):
+                log.warning("%s: not collecting %s: it leads outside %s", job.name, source, root)
+                continue
+            target = outdir / source.relative_to(workdir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(source, target)
+            copied.append(target)
+    return copied
