@@ -77,10 +77,12 @@ def prepare(job: Job, script: str) -> Path:
     they cannot be mistaken for this attempt's result.
     """
     workdir = job.working_dir
-    workdir.mkdir(parents=True, exist_ok=True)
-    for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            (workdir / name).unlink()
+    try:
+        workdir.mkdir(parents=True)
+    except FileExistsError:  # an earlier attempt may have left its results here
+        for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (workdir / name).unlink()
     for entry in job.input_sandbox_files:
         if entry.is_dir():
             shutil.copytree(entry, workdir / entry.name, dirs_exist_ok=True)

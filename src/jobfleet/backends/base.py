@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from jobfleet.errors import BackendError
 from jobfleet.job import Job, SubJob
 from jobfleet.status import JobStatus, reason_for_exit_code
 from jobfleet.workdir import (
@@ -96,12 +97,18 @@ class Backend(ABC):
                 units.extend(sorted(fresh, key=lambda s: s.id))
             else:
                 units.append(item)
-        for owner in {id(owner_of(u)): owner_of(u) for u in units}.values():
+        owners = {id(owner_of(u)): owner_of(u) for u in units}.values()
+        for owner in owners:
             check_job(owner)
             self.check_job(owner)
+        for owner in owners:
+            try:
+                owner.working_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise BackendError(
+                    f"cannot create working directory {owner.working_dir}: {err.strerror}"
+                ) from None
         if units:
-            for unit in units:
-                prepare(unit, self.render_script(unit))
             self._submit_units(units)
             log.info("%r: submitted %d units", self, len(units))
         for parent in parents:
@@ -115,9 +122,17 @@ class Backend(ABC):
         """The wrapper script for one unit (batch backends add their directives)."""
         return render_wrapper(unit)
 
+    def prepare(self, unit: Job) -> None:
+        """Write the unit's working directory: sandbox, input list, wrapper script."""
+        prepare(unit, self.render_script(unit))
+
     @abstractmethod
     def _submit_units(self, units: list[Job]) -> None:
-        """Hand prepared units to the scheduler; set each one's ``result`` and status."""
+        """Prepare units (:meth:`prepare`) and hand them to the scheduler.
+
+        Sets each unit's ``result`` and status. The owners' working directories
+        exist and every job has passed :meth:`check_job` when this is called.
+        """
 
     @abstractmethod
     def _parent_result(self, parent: Job) -> Any:

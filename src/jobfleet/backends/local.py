@@ -29,7 +29,7 @@ log = logging.getLogger("jobfleet.backends.local")
 CLEAN_ENV_KEYS = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
 _CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-_Event = tuple[str, Job, int | None]
+_Event = tuple[str, Job, int | None, str]
 
 
 class LocalResult:
@@ -145,9 +145,9 @@ class Local(Backend):
         while (unit := self._queue.get()) is not None:
             try:
                 self._run(unit)
-            except Exception:  # a worker must survive anything one unit does
+            except Exception as err:  # a worker must survive anything one unit does
                 log.exception("%r: could not run %s", self, unit.name)
-                self._emit("finished", unit, None)
+                self._emit("error", unit, None, f"could not start: {err}")
             finally:
                 self._queue.task_done()
         self._queue.task_done()
@@ -156,6 +156,8 @@ class Local(Backend):
         if unit in self._cancelled or self._stop_reason:
             self._emit("skipped", unit, None)
             return
+        # Preparing here, in the worker, overlaps file writing with running other units.
+        self.prepare(unit)
         workdir = unit.working_dir
         with open(workdir / STDOUT_FILE, "wb") as out, open(workdir / STDERR_FILE, "wb") as err:
             proc = subprocess.Popen(
@@ -178,9 +180,9 @@ class Local(Backend):
             del self._running[unit]
         self._emit("finished", unit, returncode)
 
-    def _emit(self, kind: str, unit: Job, returncode: int | None) -> None:
+    def _emit(self, kind: str, unit: Job, returncode: int | None, detail: str = "") -> None:
         with self._news:
-            self._events.append((kind, unit, returncode))
+            self._events.append((kind, unit, returncode, detail))
             self._news.notify_all()
 
     # -- following ---------------------------------------------------------------------------
@@ -193,11 +195,13 @@ class Local(Backend):
         """Apply what the worker threads reported to the job objects (in this thread)."""
         while True:
             try:
-                kind, unit, returncode = self._events.popleft()
+                kind, unit, returncode, detail = self._events.popleft()
             except IndexError:
                 return
             if kind == "started":
                 unit.set_status(JobStatus.running)
+            elif kind == "error":
+                self._finish(unit, None, reason=detail)
             elif kind == "skipped":
                 self._finish(
                     unit,

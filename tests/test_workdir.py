@@ -1,0 +1,78 @@
+"""The wrapper script (golden file) and what it does with signals and setup lines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+from jobfleet import Job
+from jobfleet.workdir import EXIT_CODE_FILE, prepare, read_exit_code, render_wrapper
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _job() -> Job:
+    job = Job("golden\n; rm -rf /")  # a hostile name must not escape its comment line
+    job.working_dir = "/w"
+    job.cmd = ["python3", "run.py"]
+    job.args = ["a b", "$X", "it's"]
+    job.setup_cmds = ["export LC_ALL=C", "source /opt/env.sh"]
+    return job
+
+
+def test_wrapper_matches_golden_file() -> None:
+    text = render_wrapper(_job(), directives=["#SBATCH --job-name=x"])
+    golden = GOLDEN / "wrapper.sh"
+    if os.environ.get("JOBFLEET_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_wrapper_is_valid_bash(tmp_path: Path) -> None:
+    script = tmp_path / "w.sh"
+    script.write_text(render_wrapper(_job()))
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_wrapper_records_signal_exit_codes(tmp_path: Path, signum: int, code: int) -> None:
+    job = Job("sig")
+    job.working_dir = tmp_path
+    job.cmd = ["bash", "-c", "touch started; sleep 30"]
+    prepare(job, render_wrapper(job))
+    proc = subprocess.Popen(["bash", "submit.sh"], cwd=tmp_path, start_new_session=True)
+    wait_until(lambda: (tmp_path / "started").exists())
+    os.killpg(proc.pid, signum)
+    assert proc.wait(timeout=20) == code
+    assert read_exit_code(tmp_path) == code
+
+
+def test_setup_that_changes_directory_still_records_exit_code(tmp_path: Path) -> None:
+    job = Job("cd")
+    job.working_dir = tmp_path / "w"
+    job.cmd = ["bash", "-c", "pwd > where; exit 5"]
+    job.setup_cmds = [f"cd {tmp_path}"]
+    prepare(job, render_wrapper(job))
+    assert subprocess.run(["bash", "submit.sh"], cwd=job.working_dir).returncode == 5
+    assert read_exit_code(job.working_dir) == 5
+    assert (job.working_dir / "where").read_text().strip() == str(job.working_dir)
+
+
+def test_prepare_clears_an_earlier_attempt(tmp_path: Path) -> None:
+    job = Job("again")
+    job.working_dir = tmp_path
+    job.cmd = ["true"]
+    (tmp_path / EXIT_CODE_FILE).write_text("1\n")
+    (tmp_path / "stdout").write_text("old")
+    prepare(job, render_wrapper(job))
+    assert read_exit_code(tmp_path) is None and not (tmp_path / "stdout").exists()
+
+
+def test_unreadable_exit_code_file(tmp_path: Path) -> None:
+    (tmp_path / EXIT_CODE_FILE).write_text("garbage")
+    assert read_exit_code(tmp_path) is None
