@@ -15,9 +15,9 @@ from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, Local, monitor_
 
 
 def seeds_with_samples(n_seeds: int, samples: int):  # an arguments generator
-    subjob = yield None
+    yield None  # primes the generator; each later yield answers one subjob
     for seed in range(n_seeds):
-        subjob = yield (seed, samples)
+        yield (seed, samples)
 
 
 def main() -> int:

@@ -82,7 +82,7 @@ def test_range_arguments_protocol() -> None:
     with pytest.raises(StopIteration):
         gen.send(None)
     with pytest.raises(ValueError, match="step"):
-        ArgumentsGenerator(range_arguments, 0, 5, 0).generator
+        _ = ArgumentsGenerator(range_arguments, 0, 5, 0).generator
 
 
 def test_arguments_splitter_one_subjob_per_tuple() -> None:

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
 
+from helpers import wait_until
 from jobfleet import Job
 from jobfleet.workdir import EXIT_CODE_FILE, prepare, read_exit_code, render_wrapper
 

@@ -38,7 +38,7 @@ def normalise_input(entry: str | os.PathLike[str]) -> str:
 
 
 def local_path(entry: str) -> Path | None:
-    """The local file an input entry names (plain path or ``file://``), or ``None`` for remote URIs."""
+    """The local file an input entry names (plain path or ``file://``); ``None`` if remote."""
     if not _URI.match(entry):
         return Path(entry)
     parts = urlsplit(entry)

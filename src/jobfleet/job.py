@@ -335,23 +335,39 @@ class SubJob(Job):
         return f"SubJob({self.name})"
 
     @property
-    def name(self) -> str:  # type: ignore[override]
+    def name(self) -> str:
         return f"{self.parent.name}_{self.id}"
+
+    @name.setter
+    def name(self, value: str) -> None:
+        raise AttributeError(f"{self!r}: a subjob's name follows its parent's")
 
     @property
     def working_dir(self) -> Path:
         return self.parent.working_dir / str(self.id)
 
+    @working_dir.setter
+    def working_dir(self, value: str | os.PathLike[str]) -> None:
+        raise AttributeError(f"{self!r}: a subjob's working_dir follows its parent's")
+
     @property
     def output_dir(self) -> Path:
         return self.parent.output_dir / str(self.id)
+
+    @output_dir.setter
+    def output_dir(self, value: str | os.PathLike[str]) -> None:
+        raise AttributeError(f"{self!r}: a subjob's output_dir follows its parent's")
 
     @property
     def input_sandbox_files(self) -> list[Path]:
         return self.parent.input_sandbox_files
 
+    @input_sandbox_files.setter
+    def input_sandbox_files(self, value: Iterable[str | os.PathLike[str]]) -> None:
+        raise AttributeError(f"{self!r}: a subjob's sandbox is its parent's")
+
     @property
-    def args(self) -> list[Any]:  # type: ignore[override]
+    def args(self) -> list[Any]:
         """Own arguments if set (e.g. by an arguments generator), else the parent's."""
         return self.parent.args if self._own_args is None else self._own_args
 
@@ -362,6 +378,10 @@ class SubJob(Job):
     @property
     def subjobs(self) -> dict[int, SubJob]:
         return {}
+
+    @subjobs.setter
+    def subjobs(self, value: Mapping[int, SubJob]) -> None:
+        raise AttributeError(f"{self!r}: a subjob cannot have subjobs")
 
     @property
     def status(self) -> JobStatus:

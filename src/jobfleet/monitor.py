@@ -15,9 +15,7 @@ __all__ = ["monitor_jobs"]
 log = logging.getLogger("jobfleet.monitor")
 
 
-def monitor_jobs(
-    jobs: Sequence[Job] | Any, *more: Any, heartbeat: float | None = None
-) -> int:
+def monitor_jobs(jobs: Sequence[Job] | Any, *more: Any, heartbeat: float | None = None) -> int:
     """Update the jobs' statuses every ``heartbeat`` seconds until all have ended.
 
     Returns the number of jobs that ended ``failed``. Backends that can tell

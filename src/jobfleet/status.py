@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 __all__ = ["FINAL_STATUSES", "JobStatus", "reason_for_exit_code"]
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """Where a job or subjob stands.
 
     It is a ``str`` so ``job.status == "completed"`` keeps working. The order is
@@ -29,9 +29,6 @@ class JobStatus(str, Enum):
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
-
-    def __str__(self) -> str:
-        return self.value
 
 
 _RANK = {status: rank for rank, status in enumerate(JobStatus)}

@@ -51,7 +51,8 @@ def check_job(job: Job) -> None:
         pure = PurePosixPath(pattern)
         if pure.is_absolute() or ".." in pure.parts:
             raise SpecError(
-                f"{job!r}: field 'output_patterns': {pattern!r} points outside the working directory"
+                f"{job!r}: field 'output_patterns': {pattern!r} "
+                "points outside the working directory"
             )
     for entry in job.input_sandbox_files:
         if not entry.exists():

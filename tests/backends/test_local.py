@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wait_until
 from jobfleet import (
     ArgumentsGenerator,
     ArgumentsSplitter,
@@ -24,8 +25,6 @@ from jobfleet import (
 )
 from jobfleet.inputs import INPUT_DATA_FILE
 from jobfleet.workdir import EXIT_CODE_FILE
-
-from helpers import wait_until
 
 HOSTILE = [
     "two words",
@@ -112,7 +111,11 @@ def test_hostile_arguments_arrive_intact_and_never_run(tmp_path: Path, backend: 
         "import json, sys\njson.dump(sys.argv[1:], open('args.json', 'w', encoding='utf-8'))\n"
     )
     job = _job(
-        tmp_path, "hostile", [sys.executable, str(printer)], args=HOSTILE, output_patterns=["*.json"]
+        tmp_path,
+        "hostile",
+        [sys.executable, str(printer)],
+        args=HOSTILE,
+        output_patterns=["*.json"],
     )
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.5) == 0
@@ -279,7 +282,7 @@ def test_ctrl_c_terminates_local_jobs(tmp_path: Path) -> None:
 
 def test_resubmitting_a_failed_subjob(tmp_path: Path, backend: Local) -> None:
     flag = tmp_path / "second-try"
-    job = _job(tmp_path, "retry", ["bash", "-c", f'[ -e {flag} ] || {{ touch {flag}; exit 4; }}'])
+    job = _job(tmp_path, "retry", ["bash", "-c", f"[ -e {flag} ] || {{ touch {flag}; exit 4; }}"])
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.5) == 1 and job.exit_code == 4
     job.status = "init"

@@ -40,12 +40,15 @@ def owner_of(unit: Job) -> Job:
 
 def units_of(items: JobLike | Iterable[JobLike]) -> list[Job]:
     """Flatten jobs into units: a job with subjobs stands for its subjobs."""
-    todo = [items] if isinstance(items, Job) else list(items)
+    todo: list[Job] = [items] if isinstance(items, Job) else list(items)
     units: list[Job] = []
     for item in todo:
         if not isinstance(item, Job):
             raise TypeError(f"expected a Job or SubJob, got {type(item).__name__}")
-        units.extend(sorted(item.subjobs.values(), key=lambda s: s.id) if item.subjobs else [item])
+        if item.subjobs:
+            units.extend(item.subjobs[i] for i in sorted(item.subjobs))
+        else:
+            units.append(item)
     return units
 
 
@@ -80,7 +83,7 @@ class Backend(ABC):
         subjobs that were never submitted (status ``init``) are sent, so a job
         can be submitted again after an interruption.
         """
-        items: list[JobLike] = list(job) if isinstance(job, list | tuple) else [job]
+        items: list[JobLike] = [job] if isinstance(job, Job) else list(job)
         units: list[Job] = []
         parents: list[Job] = []
         for item in items:
@@ -93,8 +96,8 @@ class Backend(ABC):
             item.split()
             if item.subjobs:
                 parents.append(item)
-                fresh = [sj for sj in item.subjobs.values() if sj.status is JobStatus.init]
-                units.extend(sorted(fresh, key=lambda s: s.id))
+                fresh = sorted(i for i, sj in item.subjobs.items() if sj.status is JobStatus.init)
+                units.extend(item.subjobs[i] for i in fresh)
             else:
                 units.append(item)
         owners = {id(owner_of(u)): owner_of(u) for u in units}.values()
@@ -115,7 +118,7 @@ class Backend(ABC):
             if parent.result is None:
                 parent.result = self._parent_result(parent)
 
-    def check_job(self, job: Job) -> None:
+    def check_job(self, job: Job) -> None:  # noqa: B027 -- optional hook, nothing to check here
         """Backend-specific checks of a job before anything is written (resources, options)."""
 
     def render_script(self, unit: Job) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -167,18 +168,25 @@ class Local(Backend):
                 stdout=out,
                 stderr=err,
                 env=self._environment(),
-                start_new_session=True,  # own process group: Ctrl-C in the terminal is ours to pass on
+                # Own process group: a terminal's Ctrl-C reaches us, and we pass it on.
+                start_new_session=True,
             )
         with self._lock:
             self._running[unit] = proc
-            stop = self._stop_reason or ("cancelled" if unit in self._cancelled else None)
-        if stop:
-            _signal_group(proc, signal.SIGINT if stop == "interrupted" else signal.SIGTERM)
+            stop_reason = self._stopping()
+            cancelled = unit in self._cancelled
+        if stop_reason or cancelled:  # stopped while we were starting it
+            interrupted = stop_reason == "interrupted"
+            _signal_group(proc, signal.SIGINT if interrupted else signal.SIGTERM)
         self._emit("started", unit, None)
         returncode = proc.wait()
         with self._lock:
             del self._running[unit]
         self._emit("finished", unit, returncode)
+
+    def _stopping(self) -> str | None:
+        """Why the backend is stopping, if it is (read fresh: worker threads race with it)."""
+        return self._stop_reason
 
     def _emit(self, kind: str, unit: Job, returncode: int | None, detail: str = "") -> None:
         with self._news:
@@ -240,7 +248,10 @@ class Local(Backend):
         log.info("%r: cancelling %d units (%d running)", self, len(targets), len(running))
 
     def shutdown(self, signum: int = signal.SIGTERM, *, grace: float = 10.0) -> None:
-        """Stop: queued units never start, running ones get ``signum`` (then SIGKILL after ``grace`` s)."""
+        """Stop: queued units never start, running ones get ``signum``.
+
+        Units still running ``grace`` seconds later are killed with SIGKILL.
+        """
         self._stop(signum)
         deadline = time.monotonic() + grace
         while self._running and time.monotonic() < deadline:
@@ -262,10 +273,8 @@ class Local(Backend):
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 _LIVE: weakref.WeakSet[Local] = weakref.WeakSet()

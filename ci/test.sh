@@ -1,0 +1,25 @@
+#!/bin/bash
+# ci/test.sh - install what the tests need, start the services they use, run every check.
+# This is the README's test command and what .ci/run calls. Run it from anywhere.
+#
+# As root it also starts the project's single-node Slurm cluster (ci/slurm/start.sh);
+# without root, or with JOBFLEET_SLURM=0, the Slurm tests skip with a reason (in CI,
+# CI=true, a Slurm that cannot start is a failure instead).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== installing jobfleet with its test dependencies"
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+
+if [ "${JOBFLEET_SLURM:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  echo "== starting the local Slurm cluster"
+  bash ci/slurm/start.sh
+fi
+
+echo "== ruff"
+python3 -m ruff check src tests benchmarks examples
+python3 -m ruff format --check src tests benchmarks examples
+echo "== mypy"
+python3 -m mypy
+echo "== pytest"
+python3 -m pytest "$@"
