@@ -1,0 +1,118 @@
+"""Where a stored job stands: counts by status, overall status, and whether it has ended."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from jobfleet.fleet.driver import CANCELLED
+from jobfleet.fleet.policy import RetryPolicy
+from jobfleet.store import STATUS_ORDER, SubjobRecord
+
+__all__ = [
+    "JobProgress",
+    "RetryPlan",
+    "job_status",
+    "plan_retries",
+    "retryable",
+]
+
+#: Failure reasons after which a unit is never retried automatically: a cancel was
+#: wanted, a unit lost while launching might be running (a retry could run it twice),
+#: and a resubmission that already failed would only fail again in a loop.
+_NO_RETRY_PREFIXES = (CANCELLED, "lost: runner died while launching", "resubmission failed")
+
+
+def retryable(record: SubjobRecord, policy: RetryPolicy) -> bool:
+    """Whether a failed unit may be retried by its attempt count and failure reason."""
+    if record.status != "failed" or record.attempt > policy.max_retries:
+        return False
+    reason = record.reason or ""
+    return not reason.startswith(_NO_RETRY_PREFIXES)
+
+
+def job_status(counts: Mapping[str, int]) -> str:
+    """The lowest status among a job's subjobs (init < submitted < running < failed < completed)."""
+    for status in STATUS_ORDER:
+        if counts.get(status):
+            return status
+    return "init"
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What the automatic retries of one job would do now."""
+
+    due: list[SubjobRecord] = field(default_factory=list)  # failed, to be reset and resubmitted
+    pending: list[SubjobRecord] = field(default_factory=list)  # reset already, not resubmitted
+    stopped: bool = False  # too many failed: no more retries
+
+
+def plan_retries(subjobs: Iterable[SubjobRecord], policy: RetryPolicy) -> RetryPlan:
+    """Which units of a job to retry under ``policy`` (see :class:`RetryPlan`)."""
+    records = list(subjobs)
+    failed = [r for r in records if r.status == "failed"]
+    # A unit back in init after an attempt was reset for a retry that has not been
+    # submitted yet (a crash in between): it is owed a submission.
+    pending = [r for r in records if r.status == "init" and r.attempt > 0]
+    due = [r for r in failed if retryable(r, policy)]
+    stopped = bool(due) and policy.stops_retries(len(failed), len(records))
+    return RetryPlan(due=[] if stopped else due, pending=pending, stopped=stopped)
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """A snapshot of one job, read from the store."""
+
+    job_id: int
+    name: str
+    backend: str
+    counts: dict[str, int]
+    total: int
+    retry_due: int  # failed units a lease holder will retry
+    retry_pending: int  # units reset for a retry, not resubmitted yet
+    unsubmitted: int  # init units never submitted (submission interrupted or under way)
+    retries_stopped: bool
+    submitting: bool  # another process holds the job's submission lease
+
+    @classmethod
+    def of(
+        cls,
+        job_id: int,
+        name: str,
+        backend: str,
+        subjobs: Iterable[SubjobRecord],
+        policy: RetryPolicy,
+        *,
+        submitting: bool,
+    ) -> JobProgress:
+        records = list(subjobs)
+        plan = plan_retries(records, policy)
+        counts = Counter(r.status for r in records)
+        return cls(
+            job_id=job_id,
+            name=name,
+            backend=backend,
+            counts={s: counts[s] for s in STATUS_ORDER if counts[s]},
+            total=len(records),
+            retry_due=len(plan.due),
+            retry_pending=len(plan.pending),
+            unsubmitted=sum(1 for r in records if r.status == "init" and r.attempt == 0),
+            retries_stopped=plan.stopped,
+            submitting=submitting,
+        )
+
+    @property
+    def status(self) -> str:
+        return job_status(self.counts)
+
+    @property
+    def ended(self) -> bool:
+        """Nothing more will happen to this job without someone acting."""
+        active = self.counts.get("submitted", 0) + self.counts.get("running", 0)
+        return not (active or self.retry_due or self.retry_pending or self.submitting)
+
+    @property
+    def completed(self) -> bool:
+        return self.counts.get("completed", 0) == self.total
