@@ -1,0 +1,211 @@
+"""The local driver: launching, adopting, lost units, cancelling, the claim protocol."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from jobfleet.fleet import Fleet
+from jobfleet.fleet.control import cancel, resubmit
+from jobfleet.fleet.localrunner import (
+    CLAIM_FILE,
+    CLAIM_GRACE,
+    LOST_LAUNCHING,
+    LOST_NO_EXIT_CODE,
+    PID_FILE,
+    LocalDriver,
+    process_start_time,
+)
+from jobfleet.store import Store
+from jobfleet.workdir import EXIT_CODE_FILE
+
+from .conftest import run_until_ended, wait_until
+
+# A unit that waits until the file `go` appears in the job's working directory.
+WAIT_FOR_GO = 'while [ ! -e ../go ]; do sleep 0.02; done; echo "unit $1 ran"'
+
+
+def _poll(driver: LocalDriver, store: Store) -> list[str]:
+    """One runner poll over everything active; applies and returns the new statuses."""
+    active = store.active("local")
+    records = {a.job_id: store.get_job(a.job_id) for a in active}
+    updates = driver.poll(records, active)
+    store.update_statuses(updates)
+    return [f"{u.subjob_id}:{u.status}" for u in updates]
+
+
+def _statuses(store: Store, job_id: int) -> list[str]:
+    return [s.status for s in store.subjobs(job_id)]
+
+
+def _pid(workdir: Path) -> int:
+    return int((workdir / PID_FILE).read_text().split()[0])
+
+
+def test_submit_only_prepares_and_records(store, make_job):
+    job = make_job("prep", "echo hi", n=2)
+    record = Fleet(store).submit_job(job, "local")
+    subjobs = store.subjobs(record.id)
+    assert [(s.status, s.native_id, s.attempt) for s in subjobs] == [("submitted", "local", 1)] * 2
+    for unit in job.subjobs.values():
+        assert (unit.working_dir / "submit.sh").exists()
+        assert not (unit.working_dir / CLAIM_FILE).exists()
+
+
+def test_launches_up_to_max_processes_and_collects_outputs(store, make_job):
+    job = make_job(
+        "three", 'echo "out $1" > result.txt; ' + WAIT_FOR_GO, n=3, outputs=["result.txt"]
+    )
+    record = Fleet(store).submit_job(job, "local", {"max_processes": 2})
+    driver = LocalDriver()
+    assert sorted(_poll(driver, store)) == ["0:running", "1:running"]
+    assert _statuses(store, record.id) == ["running", "running", "submitted"]
+    assert not (job.subjobs[2].working_dir / CLAIM_FILE).exists()
+    (job.working_dir / "go").touch()
+    wait_until(lambda: _poll(driver, store) and _statuses(store, record.id)[2] != "submitted")
+    wait_until(
+        lambda: (
+            _poll(driver, store) is not None and set(_statuses(store, record.id)) == {"completed"}
+        )
+    )
+    for i, unit in job.subjobs.items():
+        assert (unit.output_dir / "result.txt").read_text() == f"out {i}\n"
+        assert (unit.working_dir / "stdout").read_text() == f"unit {i} ran\n"
+
+
+def test_new_runner_adopts_running_unit(store, make_job):
+    job = make_job("adopt", WAIT_FOR_GO)
+    record = Fleet(store).submit_job(job, "local")
+    first = LocalDriver()
+    assert _poll(first, store) == ["0:running"]
+    pid = _pid(job.subjobs[0].working_dir)
+    del first  # the runner is gone; its unit is not
+    second = LocalDriver()
+    assert _poll(second, store) == []  # still running: adopted, not relaunched
+    assert _pid(job.subjobs[0].working_dir) == pid
+    (job.working_dir / "go").touch()
+    wait_until(lambda: _poll(second, store) == ["0:completed"])
+    assert (job.subjobs[0].working_dir / "stdout").read_text() == "unit 0 ran\n"
+    assert store.subjobs(record.id)[0].exit_code == 0
+
+
+def test_unit_gone_without_exit_code_is_lost(store, make_job):
+    job = make_job("lost", WAIT_FOR_GO)
+    record = Fleet(store).submit_job(job, "local")
+    _poll(LocalDriver(), store)
+    workdir = job.subjobs[0].working_dir
+    os.killpg(_pid(workdir), signal.SIGKILL)  # the wrapper cannot record an exit code
+    wait_until(lambda: process_start_time(_pid(workdir)) is None, what="unit to die")
+    wait_until(lambda: _poll(LocalDriver(), store) == ["0:failed"])
+    sub = store.subjobs(record.id)[0]
+    assert (sub.reason, sub.exit_code) == (LOST_NO_EXIT_CODE, None)
+
+
+def test_own_child_killed_reports_the_signal(store, make_job):
+    job = make_job("killed", WAIT_FOR_GO)
+    record = Fleet(store).submit_job(job, "local")
+    driver = LocalDriver()
+    _poll(driver, store)
+    os.killpg(_pid(job.subjobs[0].working_dir), signal.SIGKILL)
+    wait_until(lambda: _poll(driver, store) == ["0:failed"])
+    sub = store.subjobs(record.id)[0]
+    assert sub.exit_code == 137
+    assert sub.reason == "killed by signal 9 (SIGKILL)"
+
+
+def test_reused_pid_is_not_taken_for_the_unit(store, make_job):
+    job = make_job("reuse", "true")
+    record = Fleet(store).submit_job(job, "local")
+    workdir = job.subjobs[0].working_dir
+    (workdir / CLAIM_FILE).touch()
+    # Our own pid is alive, but started at another time than the pid file says.
+    (workdir / PID_FILE).write_text(f"{os.getpid()} 1\n")
+    assert _poll(LocalDriver(), store) == ["0:failed"]
+    assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
+
+
+def test_claim_without_pid_file(store, make_job):
+    job = make_job("claimed", "true", n=2)
+    record = Fleet(store).submit_job(job, "local", {"max_processes": 2})
+    fresh, stale = (job.subjobs[i].working_dir for i in (0, 1))
+    (fresh / CLAIM_FILE).touch()  # a runner launching it right now
+    (stale / CLAIM_FILE).touch()
+    past = time.time() - CLAIM_GRACE - 5
+    os.utime(stale / CLAIM_FILE, (past, past))  # a runner that died while launching
+    assert _poll(LocalDriver(), store) == ["1:failed"]
+    subjobs = store.subjobs(record.id)
+    assert subjobs[0].status == "submitted"
+    assert not (fresh / "stdout").exists() and not (stale / "stdout").exists()  # never launched
+    assert subjobs[1].reason == LOST_LAUNCHING
+
+
+def test_two_runners_never_launch_a_unit_twice(store, make_job):
+    job = make_job("twice", "echo x >> ../marker-$1; " + WAIT_FOR_GO, n=2)
+    Fleet(store).submit_job(job, "local", {"max_processes": 2})
+    active = store.active("local")
+    records = {a.job_id: store.get_job(a.job_id) for a in active}
+    first, second = LocalDriver(), LocalDriver()
+    launched = first.poll(records, active)
+    again = second.poll(records, active)  # same stale view of the store
+    assert [u.status for u in launched] == ["running", "running"]
+    assert [u.status for u in again] == ["running", "running"]  # adopted, not launched
+    (job.working_dir / "go").touch()
+    store.update_statuses(launched)
+    wait_until(
+        lambda: _poll(second, store) == ["0:completed", "1:completed"] or not store.active("local")
+    )
+    for i in (0, 1):
+        assert (job.working_dir / f"marker-{i}").read_text() == "x\n"
+
+
+def test_cancel_queued_unit_blocks_it_for_good(store, make_job):
+    job = make_job("cq", "echo ran > ran.txt")
+    fleet = Fleet(store)
+    record = fleet.submit_job(job, "local")
+    assert cancel(fleet, record.id) == 1
+    workdir = job.subjobs[0].working_dir
+    assert (workdir / CLAIM_FILE).exists()
+    sub = store.subjobs(record.id)[0]
+    assert (sub.status, sub.reason) == ("failed", "cancelled")
+    # Even a runner with a view from before the cancel does not launch it.
+    records = {record.id: record}
+    stale = [replace(s, status="submitted") for s in store.subjobs(record.id)]
+    assert LocalDriver().poll(records, stale) == []
+    assert not (workdir / "ran.txt").exists()
+
+
+def test_cancel_running_unit(store, make_job):
+    job = make_job("cr", "touch started; " + WAIT_FOR_GO)
+    fleet = Fleet(store)
+    record = fleet.submit_job(job, "local")
+    driver = LocalDriver()
+    _poll(driver, store)
+    workdir = job.subjobs[0].working_dir
+    pid = _pid(workdir)
+    # Past the wrapper's trap setup, so SIGTERM makes it record 143.
+    wait_until(lambda: (workdir / "started").exists(), what="unit to start")
+    assert cancel(fleet, record.id) == 1
+    wait_until(lambda: process_start_time(pid) is None, what="cancelled unit to stop")
+    assert (workdir / EXIT_CODE_FILE).read_text().strip() == "143"
+    _poll(driver, store)
+    sub = store.subjobs(record.id)[0]
+    assert (sub.status, sub.reason) == ("failed", "cancelled")  # not "terminated (SIGTERM)"
+
+
+def test_resubmission_removes_claim_pid_and_exit_files(store, make_job):
+    job = make_job("again", 'echo "run" >> ../runs-$1; exit 3')
+    fleet = Fleet(store)
+    record = fleet.submit_job(job, "local")
+    run_until_ended(fleet, [record.id])
+    workdir = job.subjobs[0].working_dir
+    assert (workdir / CLAIM_FILE).exists() and (workdir / EXIT_CODE_FILE).exists()
+    assert resubmit(fleet, record.id, failed_only=True) == 1
+    for name in (CLAIM_FILE, PID_FILE, EXIT_CODE_FILE, "stdout"):
+        assert not (workdir / name).exists()
+    state = run_until_ended(fleet, [record.id])
+    assert state[record.id].counts == {"failed": 1}
+    assert (job.working_dir / "runs-0").read_text() == "run\nrun\n"
+    assert [a.attempt for a in store.attempts(record.id, 0)] == [1, 2]
