@@ -1,0 +1,145 @@
+"""``jobfleet submit``: load a spec, store the job, hand its subjobs to the backend."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from jobfleet.cli.common import err_console, out_console, state_of
+from jobfleet.cli.watch import watch_jobs
+from jobfleet.fleet import RetryPolicy, get_driver
+from jobfleet.fleet.driver import Driver, subjob_id_of
+from jobfleet.fleet.runner import RUNNER_LOG
+from jobfleet.job import Job
+from jobfleet.store import WHOLE_JOB
+from jobfleet.workdir import check_job, render_wrapper
+
+if TYPE_CHECKING:
+    from jobfleet.spec import JobSpec
+
+__all__ = ["COMMANDS", "submit"]
+
+log = logging.getLogger("jobfleet.cli.submit")
+
+#: Wrapper scripts shown in full by --dry-run; the rest differ only in their arguments.
+_SCRIPTS_SHOWN = 3
+
+
+def _backend(spec: JobSpec, override: str | None) -> tuple[str, dict[str, Any]]:
+    """Backend name and options: the spec's options only belong to the spec's backend."""
+    name = override or spec.backend_name
+    return name, dict(spec.backend_options) if name == spec.backend_name else {}
+
+
+def _units(job: Job) -> list[Job]:
+    return [job.subjobs[i] for i in sorted(job.subjobs)] if job.subjobs else [job]
+
+
+@click.command()
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--backend", "backend_name", metavar="NAME", help="Run on this backend instead.")
+@click.option("--watch", "then_watch", is_flag=True, help="Follow the job until it ends.")
+@click.option(
+    "--resume",
+    "resume_ref",
+    metavar="JOB",
+    help="Submit what an interrupted submission of stored job JOB left unsubmitted.",
+)
+@click.option("--dry-run", is_flag=True, help="Show subjobs and wrapper scripts; write nothing.")
+@click.pass_context
+def submit(
+    ctx: click.Context,
+    spec_path: Path,
+    backend_name: str | None,
+    then_watch: bool,
+    resume_ref: str | None,
+    dry_run: bool,
+) -> int:
+    """Submit the job described in SPEC (a .toml or .yaml file)."""
+    if dry_run and resume_ref:
+        raise click.UsageError("--dry-run and --resume cannot be combined", ctx)
+    from jobfleet.spec import load_spec  # only this command needs the spec loader
+
+    spec = load_spec(spec_path)
+    backend, options = _backend(spec, backend_name)
+    job = spec.to_job()
+    if dry_run:
+        _dry_run(out_console(), job, get_driver(backend, options), backend)
+        return 0
+    state = state_of(ctx)
+    fleet = state.fleet
+    units = len(job.subjobs) or 1
+    with _progress_bar() as bar:
+        task = bar.add_task(f"submitting {job.name}", total=units)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        if resume_ref is not None:
+            record = fleet.job_record(resume_ref)
+            if record.name != spec.name:
+                raise click.ClickException(
+                    f"job {record.name!r} was not submitted from this spec "
+                    f"(the spec's job is {spec.name!r})"
+                )
+            count = fleet.resume_job(record.id, progress=advance)
+        else:
+            policy = RetryPolicy(spec.max_retries, spec.max_failed_fraction)
+            record = fleet.submit_job(job, backend, options, policy=policy, progress=advance)
+            count = units
+    err = err_console()
+    err.print(f"submitted {count} subjob(s) of job {record.name} (id {record.id}) to {backend}")
+    if then_watch:
+        return watch_jobs(fleet, [record.id], interval=None, quiet=False)
+    if fleet.ensure_runner(record) is not None:
+        err.print(f"a background runner follows it; log: {job.working_dir / RUNNER_LOG}")
+    err.print(f"follow it with: jobfleet watch {record.name}")
+    return 0
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console(),
+        transient=True,
+    )
+
+
+def _dry_run(console: Console, job: Job, driver: Driver, backend: str) -> None:
+    """Print what submitting would do, touching no file and not the store."""
+    check_job(job)
+    units = _units(job)
+    console.print(
+        Text(
+            f"job {job.name}: {len(job.subjobs)} subjob(s) on backend {backend}; "
+            f"working dir {job.working_dir}; nothing is written (--dry-run)"
+        )
+    )
+    table = Table("subjob", "input files", "args")
+    for unit in units:
+        sid = subjob_id_of(unit)
+        table.add_row(
+            "(whole job)" if sid == WHOLE_JOB else str(sid),
+            Text("\n".join(unit.input_files) or "-"),
+            Text(" ".join(str(a) for a in unit.args) or "-"),
+        )
+    console.print(table)
+    render = getattr(driver, "render_script", None)
+    for unit in units[:_SCRIPTS_SHOWN]:
+        script = render(unit) if callable(render) else render_wrapper(unit)
+        console.print(Text(f"\n==> {unit.working_dir / 'submit.sh'} <==", style="bold"))
+        console.out(str(script), highlight=False, end="")
+    if len(units) > _SCRIPTS_SHOWN:
+        console.print(f"... and {len(units) - _SCRIPTS_SHOWN} more wrapper script(s) like these")
+
+
+COMMANDS = [submit]

@@ -1,0 +1,150 @@
+"""``jobfleet watch``: follow jobs to their end (and be the runner when holding the lease)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from jobfleet.cli.common import err_console, state_of
+from jobfleet.fleet import Fleet, get_driver
+from jobfleet.fleet.driver import is_registered
+from jobfleet.fleet.progress import JobProgress
+
+__all__ = ["COMMANDS", "counts_text", "watch", "watch_jobs"]
+
+log = logging.getLogger("jobfleet.cli.watch")
+
+_STYLES = {
+    "init": "dim",
+    "submitted": "cyan",
+    "running": "blue",
+    "failed": "red",
+    "completed": "green",
+}
+_FALLBACK_INTERVAL = 5.0
+
+
+def counts_text(counts: dict[str, int], *, markup: bool = True) -> str:
+    """``"3 running, 1 failed, 6 completed"``, coloured with Rich markup unless ``markup=False``."""
+    parts = []
+    for status, n in counts.items():
+        part = f"{n} {status}"
+        parts.append(f"[{_STYLES[status]}]{part}[/]" if markup and status in _STYLES else part)
+    return ", ".join(parts) or "no subjobs"
+
+
+def _interval(fleet: Fleet, job_ids: Sequence[int]) -> float:
+    """The shortest poll interval among the jobs' backends."""
+    intervals = [_FALLBACK_INTERVAL]
+    for backend in {fleet.job_record(i).backend for i in job_ids}:
+        if is_registered(backend):
+            intervals.append(get_driver(backend, {}).poll_interval)
+    return max(min(intervals), 0.05)
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """SIGTERM ends the watch through ``finally`` (releasing leases), not abruptly."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(143)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _note(job: JobProgress) -> str:
+    notes = []
+    if job.retry_due or job.retry_pending:
+        notes.append(f"{job.retry_due + job.retry_pending} to retry")
+    if job.retries_stopped:
+        notes.append("retries stopped")
+    if job.unsubmitted and not job.submitting:
+        notes.append(f"{job.unsubmitted} never submitted")
+    return f" ({'; '.join(notes)})" if notes else ""
+
+
+def watch_jobs(fleet: Fleet, job_ids: Sequence[int], *, interval: float | None, quiet: bool) -> int:
+    """Watch steps until every job has ended; 0 if everything completed, else 1."""
+    pause = interval if interval is not None else _interval(fleet, job_ids)
+    console = err_console()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+        disable=quiet,
+    )
+    tasks: dict[int, TaskID] = {}
+    state: dict[int, JobProgress] = {}
+    try:
+        with _terminate_as_exit(), progress:
+            while True:
+                state = fleet.watch_step(job_ids)
+                for job_id, job in state.items():
+                    if job_id not in tasks:
+                        tasks[job_id] = progress.add_task(job.name, total=job.total, counts="")
+                    ended = job.counts.get("completed", 0) + job.counts.get("failed", 0)
+                    text = counts_text(job.counts) + _note(job)
+                    progress.update(tasks[job_id], completed=ended, counts=text)
+                if all(job.ended for job in state.values()):
+                    break
+                time.sleep(pause)
+    except KeyboardInterrupt:
+        if not quiet:
+            console.print("stopped watching; the jobs go on (jobfleet watch picks them up again)")
+        raise
+    finally:
+        started = fleet.stop_watching()
+        if started:
+            log.info("handed polling over to a background runner (pid %s)", started)
+    if not quiet:
+        for job in state.values():
+            verdict = "completed" if job.completed else "did not complete"
+            console.print(f"{job.name}: {verdict}: {counts_text(job.counts)}{_note(job)}")
+    return 0 if all(job.completed for job in state.values()) else 1
+
+
+@click.command()
+@click.argument("jobs", metavar="[JOB]...", nargs=-1)
+@click.option("--interval", type=click.FloatRange(min=0.05), help="Seconds between polls.")
+@click.option("--quiet", is_flag=True, help="No progress display (used by background runners).")
+@click.pass_context
+def watch(ctx: click.Context, jobs: tuple[str, ...], interval: float | None, quiet: bool) -> int:
+    """Follow jobs (default: all unfinished ones) until they end.
+
+    Exits 0 only if every subjob completed. While it runs it also polls the
+    schedulers (one process at a time does, for everybody).
+    """
+    fleet = state_of(ctx).fleet
+    if jobs:
+        ids = list(dict.fromkeys(fleet.job_record(ref).id for ref in jobs))
+    else:
+        ids = [
+            r.id
+            for r in fleet.store.list_jobs()
+            if any(s in ("init", "submitted", "running") for s in fleet.store.counts(r.id))
+        ]
+        if not ids:
+            if not quiet:
+                err_console().print("nothing to watch: no job has unfinished subjobs")
+            return 0
+    return watch_jobs(fleet, ids, interval=interval, quiet=quiet)
+
+
+COMMANDS = [watch]
