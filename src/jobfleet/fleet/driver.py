@@ -104,8 +104,16 @@ class BackendOptionsError(SpecError):
 class Driver(Protocol):
     """One scheduler, as the orchestration sees it (see the module docstring for the contract)."""
 
-    name: str
-    poll_interval: float
+    # Read-only properties, so a plain attribute and a ClassVar both satisfy them.
+    @property
+    def name(self) -> str:
+        """The backend name the driver is registered under."""
+        ...
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two polls that make sense for this scheduler."""
+        ...
 
     def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
         """Prepare and hand ``units`` of ``job`` to the scheduler, recording each call's ids."""
