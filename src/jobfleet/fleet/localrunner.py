@@ -321,6 +321,10 @@ class LocalDriver:
         key = (rec.job_id, rec.subjob_id)
         child = self._children.pop(key, None)
         exit_code = read_exit_code(unit.working_dir)
+        if exit_code is None and child is not None and child.returncode is None:
+            # It died after this poll reaped; it is gone already, so this returns at once.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=1.0)
         if exit_code is None and child is not None and child.returncode is not None:
             # The wrapper itself died (SIGKILL) before it could record anything.
             code = child.returncode
