@@ -71,6 +71,24 @@ def collect(out: Any, procs: Sequence[BaseProcess], count: int) -> list[Any]:
 
 
 @pytest.fixture
+def spawn() -> Iterator[Callable[..., BaseProcess]]:
+    """Start child processes; any still alive at teardown (a failed test) are killed."""
+    started: list[BaseProcess] = []
+
+    def start(target: Callable[..., None], *args: Any) -> BaseProcess:
+        proc = CTX.Process(target=target, args=args)
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(DEADLINE)
+
+
+@pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "state" / "jobfleet.db"
 
@@ -547,15 +565,13 @@ def _racer(db: str, me: str, scopes: int, start: Barrier, out: Any) -> None:
         out.put((me, leases, created))
 
 
-def test_leases_and_job_names_are_atomic_across_processes(db: Path) -> None:
+def test_leases_and_job_names_are_atomic_across_processes(
+    db: Path, spawn: Callable[..., BaseProcess]
+) -> None:
     Store(db).close()
     n, scopes = 4, 25
     start, out = CTX.Barrier(n), CTX.Queue()
-    procs = [
-        CTX.Process(target=_racer, args=(str(db), f"p{i}", scopes, start, out)) for i in range(n)
-    ]
-    for p in procs:
-        p.start()
+    procs = [spawn(_racer, str(db), f"p{i}", scopes, start, out) for i in range(n)]
     results = {me: (leases, created) for me, leases, created in collect(out, procs, len(procs))}
     for p in procs:
         p.join(DEADLINE)
@@ -592,7 +608,9 @@ def _crash_child(db: str, job_id: int, n: int, when: str, ready: Event) -> None:
 
 
 @pytest.mark.parametrize("when", ["mid", "after-commit"])
-def test_sigkill_during_update_statuses_is_all_or_nothing(db: Path, when: str) -> None:
+def test_sigkill_during_update_statuses_is_all_or_nothing(
+    db: Path, when: str, spawn: Callable[..., BaseProcess]
+) -> None:
     n = 20_000
     with Store(db) as s:
         job = add(s, "crash", n=n)
@@ -600,8 +618,7 @@ def test_sigkill_during_update_statuses_is_all_or_nothing(db: Path, when: str) -
     wal = Path(f"{db}-wal")
     wal_before = wal.stat().st_size if wal.exists() else 0
     ready = CTX.Event()
-    child = CTX.Process(target=_crash_child, args=(str(db), job.id, n, when, ready))
-    child.start()
+    child = spawn(_crash_child, str(db), job.id, n, when, ready)
     try:
         assert ready.wait(DEADLINE), "child never reached the kill point"
         if when == "mid":
@@ -666,7 +683,7 @@ def _reader(
     out.put(("reader", reads, problems))
 
 
-def test_many_processes_hammering_one_file(db: Path) -> None:
+def test_many_processes_hammering_one_file(db: Path, spawn: Callable[..., BaseProcess]) -> None:
     writers, per_writer = 4, 500
     total = writers * per_writer
     with Store(db) as s:
@@ -675,14 +692,10 @@ def test_many_processes_hammering_one_file(db: Path) -> None:
         s.record_submitted(rows.id, [(i, f"r{i}") for i in range(total)])
     start, stop, out = CTX.Barrier(writers + 1), CTX.Event(), CTX.Queue()
     procs = [
-        CTX.Process(target=_writer, args=(str(db), rows.id, shared.id, w, per_writer, start, out))
+        spawn(_writer, str(db), rows.id, shared.id, w, per_writer, start, out)
         for w in range(writers)
     ]
-    reader = CTX.Process(
-        target=_reader, args=(str(db), rows.id, shared.id, total, start, stop, out)
-    )
-    for p in [*procs, reader]:
-        p.start()
+    reader = spawn(_reader, str(db), rows.id, shared.id, total, start, stop, out)
     results = collect(out, [*procs, reader], len(procs))
     stop.set()
     [(_, reads, problems)] = collect(out, [reader], 1)
