@@ -21,3 +21,36 @@ def data_files(tmp_path: Path) -> Callable[[int], list[Path]]:
         return files
 
     return make
+
+
+def _slurm_answers() -> str | None:
+    """None if a Slurm controller answers here, else why not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("sinfo") is None:
+        return "sinfo not found (no Slurm client installed)"
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20
+        )
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 20 s"
+    if proc.returncode != 0:
+        return f"sinfo failed: {(proc.stderr or proc.stdout).strip()[:200]}"
+    if not any(s.startswith(("idle", "mix", "alloc")) for s in proc.stdout.split()):
+        return f"no usable Slurm node (states: {proc.stdout.split()})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    """Skip (or, in CI, fail) when no Slurm cluster answers; start it with ci/slurm/start.sh."""
+    import os
+
+    why = _slurm_answers()
+    if why is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Slurm must run in CI but does not: {why}")
+    pytest.skip(f"no Slurm cluster: {why}")

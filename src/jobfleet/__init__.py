@@ -7,7 +7,7 @@ queries on top.
 
 import logging
 
-from jobfleet.backends import Backend, Local
+from jobfleet.backends import Backend, BatchBackend, Local, Slurm
 from jobfleet.errors import (
     BackendError,
     CommandError,
@@ -34,6 +34,7 @@ __all__ = [
     "ArgumentsSplitter",
     "Backend",
     "BackendError",
+    "BatchBackend",
     "CommandError",
     "Job",
     "JobStatus",
@@ -41,6 +42,7 @@ __all__ = [
     "Local",
     "MaxFilesSplitter",
     "MaxSubjobsSplitter",
+    "Slurm",
     "SpecError",
     "SplitterError",
     "StoreError",

@@ -44,8 +44,11 @@ class CommandError(BackendError):
         stderr: str = "",
         *,
         reason: str = "",
+        transient: bool = False,
     ) -> None:
         self.argv = list(argv)
+        #: Whether trying again later may succeed (a timeout, a busy controller).
+        self.transient = transient
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr

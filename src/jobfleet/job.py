@@ -56,6 +56,8 @@ class Job:
         self.exit_code: int | None = None
         self.reason: str | None = None
         self.attempt = 0
+        #: The scheduler's id of this unit once submitted (e.g. ``"123_4"`` for a Slurm array task).
+        self.native_id: str | None = None
         self._status = JobStatus.init
         self._counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self._subjobs: dict[int, SubJob] = {}
@@ -321,6 +323,7 @@ class SubJob(Job):
         self.exit_code: int | None = None
         self.reason: str | None = None
         self.attempt = 0
+        self.native_id: str | None = None
         self._status = JobStatus.init
         self._own_args: list[Any] | None = None
         self._input_files = [inputs.normalise_input(p) for p in input_files or ()]

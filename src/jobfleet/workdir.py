@@ -118,15 +118,18 @@ def collect_outputs(job: Job) -> list[Path]:
     if not job.output_patterns or workdir.resolve() == outdir.resolve():
         return []
     copied: list[Path] = []
-    root = workdir.resolve()
+    root, out = workdir.resolve(), outdir.resolve()
     for pattern in job.output_patterns:
         matches = sorted(workdir.glob(pattern))
         if not matches:
             log.warning("%s: output pattern %r matched nothing in %s", job.name, pattern, workdir)
         for source in matches:
-            if not source.resolve().is_relative_to(root):
+            real = source.resolve()
+            if not real.is_relative_to(root):
                 log.warning("%s: not collecting %s: it leads outside %s", job.name, source, root)
                 continue
+            if real == out or out.is_relative_to(real) or real.is_relative_to(out):
+                continue  # the output directory itself lives here: never copy it into itself
             target = outdir / source.relative_to(workdir)
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():

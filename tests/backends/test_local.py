@@ -314,3 +314,16 @@ def test_sandbox_file_paths(data_files: Callable[[int], list[Path]], tmp_path: P
     local.join()
     assert job.status == "completed"
     assert sorted(p.name for p in job.working_dir.glob("f*.txt")) == [f.name for f in files]
+
+
+def test_output_dir_inside_working_dir_is_not_copied_into_itself(
+    tmp_path: Path, backend: Local
+) -> None:
+    job = _job(tmp_path, "nested", ["bash", "-c", "echo r > result.txt"], output_patterns=["*"])
+    job.output_dir = job.working_dir / "output"
+    for _attempt in range(2):  # the second run finds the first one's output directory
+        job.status = "init"
+        backend.submit(job)
+        assert monitor_jobs([job], heartbeat=0.5) == 0
+    assert (job.output_dir / "result.txt").read_text() == "r\n"
+    assert not (job.output_dir / "output").exists()

@@ -1,0 +1,425 @@
+"""The shared machinery of every batch scheduler backend.
+
+A scheduler module (Slurm, HTCondor, ...) only renders text, builds argument
+lists and parses output with pure functions; :class:`BatchBackend` does the
+rest once for all of them: preparing working directories, grouping subjobs
+into native arrays, running commands (through :func:`~jobfleet.commands.run_command`),
+recording native ids, polling with one status query for all active units,
+resolving units that left the queue, cancelling, and holding submission back
+under a global job limit.
+
+The contract a scheduler backend fills (all methods pure unless noted):
+
+``state_map`` / :meth:`parse_status_output`
+    The scheduler's states mapped to :class:`~jobfleet.status.JobStatus`.
+:meth:`max_array_size`
+    Largest array index + 1 (may ask the scheduler once and cache it); ``0``
+    or ``1`` when the scheduler has no arrays.
+:meth:`directives`, :meth:`render_array_script`
+    Scheduler directives for one unit, and the script an array runs.
+:meth:`submit_command` / :meth:`job_id_from_submit_output`
+    Argv for submitting a script; the native id in the submit command's output.
+:meth:`array_task_id`
+    The native id of one array task.
+:meth:`status_command` / :meth:`parse_status_output`
+    One query for many native ids; ``{native_id: NativeState}``.
+:meth:`history_command` / :meth:`parse_history_output`
+    Optional: for ids that left the queue (``sacct``, ``condor_history``, ...).
+:meth:`cancel_command`
+    Argv cancelling many native ids at once.
+:meth:`tag_query_command` / :meth:`parse_tag_query_output`
+    Optional: find a submission by its unique tag, so a submission whose
+    command timed out is never sent twice.
+:meth:`active_count_command` / :meth:`parse_active_count`
+    Optional: how many of this user's jobs are queued or running.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import tenacity
+
+from jobfleet.backends.base import Backend, JobLike, owner_of, units_of
+from jobfleet.commands import CommandResult, run_command
+from jobfleet.errors import BackendError, CommandError
+from jobfleet.job import Job, SubJob
+from jobfleet.status import JobStatus, reason_for_exit_code
+from jobfleet.workdir import prepare, read_exit_code, render_wrapper
+
+__all__ = ["ArrayChunk", "BatchBackend", "BatchResult", "NativeState", "compress_indices"]
+
+log = logging.getLogger("jobfleet.backends.batch")
+
+
+@dataclass(frozen=True, slots=True)
+class NativeState:
+    """What the scheduler says about one unit."""
+
+    status: JobStatus
+    state: str = ""
+    exit_code: int | None = None
+    #: A scheduler-level failure reason ("timeout", "cancelled", ...); ``None`` to
+    #: describe a failure by its exit code.
+    reason: str | None = None
+    #: The unit went back to the queue (requeue, preemption): it may move back.
+    requeued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayChunk:
+    """Subjobs of one job sent as one native array; task index = subjob id - offset."""
+
+    owner: Job
+    units: tuple[SubJob, ...]
+    offset: int
+
+    @property
+    def indices(self) -> list[int]:
+        return [u.id - self.offset for u in self.units]
+
+    @property
+    def label(self) -> str:
+        return f"{self.units[0].id}-{self.units[-1].id}"
+
+
+def compress_indices(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (the usual array index syntax)."""
+    parts: list[str] = []
+    ordered = sorted(set(indices))
+    start = prev = ordered[0]
+    for value in [*ordered[1:], None]:
+        if value is not None and value == prev + 1:
+            prev = value
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if value is not None:
+            start = prev = value
+    return ",".join(parts)
+
+
+class BatchResult:
+    """``job.result`` of a batch-submitted job: one batched poll updates everything."""
+
+    def __init__(self, backend: BatchBackend, job: Job) -> None:
+        self.backend = backend
+        self.job = job
+
+    def update_status(self) -> None:
+        self.backend.poll()
+
+    def ready(self) -> bool:
+        return self.job.status.is_final
+
+
+class BatchBackend(Backend):
+    """Base of the batch scheduler backends (see the module docstring for the contract)."""
+
+    state_map: ClassVar[Mapping[str, JobStatus]] = {}
+    #: Output of a failed command that means "try again later".
+    transient_errors: ClassVar[re.Pattern[str]] = re.compile(
+        r"timed out|temporarily|try again|connection refused|unable to contact", re.I
+    )
+    #: Output of a failed status query that only means "none of these ids is known".
+    unknown_ids_error: ClassVar[re.Pattern[str] | None] = None
+    default_global_job_limit: ClassVar[int] = 10_000
+    default_sleep_between_submission_checks: ClassVar[float] = 30.0
+
+    def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
+        super().__init__(backend_args=backend_args)
+        self.global_job_limit = int(
+            self.backend_args.get("global_job_limit", self.default_global_job_limit)
+        )
+        self.sleep_between_submission_checks = float(
+            self.backend_args.get(
+                "sleep_between_submission_checks", self.default_sleep_between_submission_checks
+            )
+        )
+        #: Seconds to wait for the exit code file of a unit the scheduler no longer knows.
+        self.exit_code_grace = float(self.backend_args.get("exit_code_grace", 300.0))
+        #: Polls closer together than this reuse the last answer (many jobs, one query).
+        self.min_poll_interval = float(self.backend_args.get("min_poll_interval", 1.0))
+        self.command_timeout = float(self.backend_args.get("command_timeout", 60.0))
+        self.submit_attempts = int(self.backend_args.get("submit_attempts", 4))
+        self._active: dict[str, Job] = {}
+        self._missing_since: dict[str, float] = {}
+        self._last_poll = float("-inf")
+        #: Called with ``(owner, [(unit, native_id), ...])`` right after each submission call.
+        self.on_submitted: Any = None
+
+    # -- the contract --------------------------------------------------------------------------
+
+    @abstractmethod
+    def max_array_size(self) -> int: ...
+
+    @abstractmethod
+    def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]: ...
+
+    @abstractmethod
+    def render_array_script(self, chunk: ArrayChunk) -> str: ...
+
+    @abstractmethod
+    def submit_command(
+        self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
+    ) -> list[str]: ...
+
+    @abstractmethod
+    def job_id_from_submit_output(self, stdout: str) -> str: ...
+
+    @abstractmethod
+    def array_task_id(self, array_id: str, index: int) -> str: ...
+
+    @abstractmethod
+    def status_command(self, native_ids: Sequence[str]) -> list[str]: ...
+
+    @abstractmethod
+    def parse_status_output(self, stdout: str) -> dict[str, NativeState]: ...
+
+    @abstractmethod
+    def cancel_command(self, native_ids: Sequence[str]) -> list[str]: ...
+
+    def history_command(self, native_ids: Sequence[str]) -> list[str] | None:
+        return None
+
+    def parse_history_output(self, stdout: str) -> dict[str, NativeState]:
+        return {}
+
+    def tag_query_command(self, tag: str) -> list[str] | None:
+        return None
+
+    def parse_tag_query_output(self, stdout: str, tag: str) -> str | None:
+        return None
+
+    def active_count_command(self) -> list[str] | None:
+        return None
+
+    def parse_active_count(self, stdout: str) -> int:
+        return len([line for line in stdout.splitlines() if line.strip()])
+
+    # -- running commands ----------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
+        kwargs.setdefault("timeout", self.command_timeout)
+        kwargs.setdefault("transient", self.transient_errors)
+        return run_command(argv, **kwargs)
+
+    # -- submission ----------------------------------------------------------------------------
+
+    def render_script(self, unit: Job) -> str:
+        return render_wrapper(unit, self.directives(unit))
+
+    def _submit_units(self, units: list[Job]) -> None:
+        groups: dict[int, tuple[Job, list[Job]]] = {}
+        for unit in units:
+            owner = owner_of(unit)
+            groups.setdefault(id(owner), (owner, []))[1].append(unit)
+        for owner, group in groups.values():
+            subjobs = [u for u in group if isinstance(u, SubJob)]
+            if subjobs and self.max_array_size() > 1:
+                for chunk in self._chunks(owner, subjobs):
+                    self._submit_array(chunk)
+            else:
+                for unit in group:
+                    self._submit_single(unit)
+
+    def _chunks(self, owner: Job, subjobs: list[SubJob]) -> list[ArrayChunk]:
+        """Arrays of at most ``max_array_size`` indices (and the global limit) each."""
+        block = self.max_array_size()
+        size = max(1, min(block, self.global_job_limit))
+        by_block: dict[int, list[SubJob]] = {}
+        for sub in sorted(subjobs, key=lambda s: s.id):
+            by_block.setdefault(sub.id // block, []).append(sub)
+        chunks = []
+        for number, members in sorted(by_block.items()):
+            for first in range(0, len(members), size):
+                piece = tuple(members[first : first + size])
+                chunks.append(ArrayChunk(owner, piece, number * block))
+        return chunks
+
+    def _submit_single(self, unit: Job) -> None:
+        self.prepare(unit)
+        script = unit.working_dir / self.submit_script
+        native = self._submit_script(script, unit=unit)
+        self._record(owner_of(unit), [(unit, native)])
+
+    def _submit_array(self, chunk: ArrayChunk) -> None:
+        for unit in chunk.units:
+            prepare(unit, render_wrapper(unit))
+        script = chunk.owner.working_dir / f"array_{chunk.label}.sh"
+        script.write_text(self.render_array_script(chunk), encoding="utf-8")
+        array_id = self._submit_script(script, array=chunk)
+        pairs: list[tuple[Job, str]] = [
+            (unit, self.array_task_id(array_id, unit.id - chunk.offset)) for unit in chunk.units
+        ]
+        self._record(chunk.owner, pairs)
+
+    def _submit_script(
+        self, script: Path, *, unit: Job | None = None, array: ArrayChunk | None = None
+    ) -> str:
+        count = len(array.units) if array else 1
+        self._wait_for_room(count)
+        tag = uuid.uuid4().hex[:16]
+        argv = self.submit_command(script, tag=tag, unit=unit, array=array)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda e: isinstance(e, CommandError) and e.transient
+            ),
+            stop=tenacity.stop_after_attempt(max(1, self.submit_attempts)),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=20),
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        # The failed try may still have reached the scheduler.
+                        found = self._find_tagged(tag)
+                        if found is not None:
+                            log.warning("%s: an earlier try did get through as %s", script, found)
+                            return found
+                    result = self.run(argv, attempts=1)
+        except CommandError as err:
+            raise BackendError(f"submitting {script} failed: {err}") from err
+        return self.job_id_from_submit_output(result.stdout)
+
+    def _find_tagged(self, tag: str) -> str | None:
+        argv = self.tag_query_command(tag)
+        if argv is None:
+            return None
+        return self.parse_tag_query_output(self.run(argv).stdout, tag)
+
+    def _wait_for_room(self, count: int) -> None:
+        argv = self.active_count_command()
+        if argv is None or not self.global_job_limit:
+            return
+        while (
+            active := self.parse_active_count(self.run(argv).stdout)
+        ) + count > self.global_job_limit:
+            log.info(
+                "%d jobs active, limit %d: waiting %.0f s before submitting %d more",
+                active, self.global_job_limit, self.sleep_between_submission_checks, count,
+            )  # fmt: skip
+            time.sleep(self.sleep_between_submission_checks)
+
+    def _record(self, owner: Job, pairs: list[tuple[Job, str]]) -> None:
+        for unit, native in pairs:
+            unit.native_id = native
+            unit.result = BatchResult(self, unit)
+            unit.attempt += 1
+            unit.set_status(JobStatus.submitted, force=unit.status.is_final)
+            self._active[native] = unit
+        log.info("%r: %d units of %s submitted as %s", self, len(pairs), owner.name, pairs[0][1])
+        if self.on_submitted is not None:
+            self.on_submitted(owner, pairs)
+
+    def _parent_result(self, parent: Job) -> BatchResult:
+        return BatchResult(self, parent)
+
+    def follow(self, units: Mapping[str, Job]) -> None:
+        """Follow exactly these units (native id -> unit) from now on; others are dropped."""
+        self._active = dict(units)
+        for native_id in [n for n in self._missing_since if n not in self._active]:
+            del self._missing_since[native_id]
+
+    def adopt(self, unit: Job, native_id: str) -> None:
+        """Follow a unit submitted earlier (e.g. by another process, known from the store)."""
+        unit.native_id = native_id
+        unit.result = BatchResult(self, unit)
+        unit.set_status(JobStatus.submitted)
+        self._active[native_id] = unit
+
+    # -- following -----------------------------------------------------------------------------
+
+    def poll(self, *, force: bool = False) -> list[Job]:
+        """Update every active unit with one status query (plus one history query for
+        units that left the queue). Returns the units whose status changed."""
+        now = time.monotonic()
+        if not self._active or (not force and now - self._last_poll < self.min_poll_interval):
+            return []
+        self._last_poll = now
+        active = dict(self._active)
+        states = self._query(self.status_command, self.parse_status_output, list(active))
+        gone = [nid for nid in active if nid not in states]
+        if gone:
+            history = self.history_command(gone)
+            if history is not None:
+                found = self._query(lambda _ids: history, self.parse_history_output, gone)
+                states.update({k: v for k, v in found.items() if v.status.is_final})
+        changed = []
+        for nid, unit in active.items():
+            before = unit.status
+            state = states.get(nid)
+            if state is None:
+                self._resolve_missing(nid, unit, now)
+            else:
+                self._missing_since.pop(nid, None)
+                self._apply(unit, state)
+            if unit.status is not before:
+                changed.append(unit)
+            if unit.status.is_final:
+                self._active.pop(nid, None)
+                self._missing_since.pop(nid, None)
+        return changed
+
+    def _query(self, build: Any, parse: Any, ids: list[str]) -> dict[str, NativeState]:
+        try:
+            result = self.run(build(ids))
+        except CommandError as err:
+            said = err.stderr + err.stdout
+            if self.unknown_ids_error is not None and self.unknown_ids_error.search(said):
+                return {}
+            raise
+        states: dict[str, NativeState] = parse(result.stdout)
+        return states
+
+    def _apply(self, unit: Job, state: NativeState) -> None:
+        if not state.status.is_final:
+            unit.set_status(state.status, force=state.requeued and not unit.status.is_final)
+            return
+        exit_code = read_exit_code(unit.working_dir)
+        if exit_code is None:
+            exit_code = state.exit_code
+        if state.status is JobStatus.completed:
+            self._finish(unit, 0 if exit_code is None else exit_code)
+        else:
+            reason = state.reason or reason_for_exit_code(exit_code) or state.state.lower()
+            self._finish(unit, exit_code, reason)
+
+    def _resolve_missing(self, native_id: str, unit: Job, now: float) -> None:
+        """The scheduler forgot the unit: its exit code file decides, after a grace period."""
+        exit_code = read_exit_code(unit.working_dir)
+        if exit_code is not None:
+            self._finish(unit, exit_code)
+            return
+        first_missed = self._missing_since.setdefault(native_id, now)
+        waited = now - first_missed
+        if waited >= self.exit_code_grace:
+            self._finish(
+                unit, None, f"lost: no exit code file {waited:.0f} s after leaving the queue"
+            )
+        else:
+            log.debug(
+                "%s left the queue; waiting for its exit code file (%.0f s)", unit.name, waited
+            )
+
+    # -- cancelling ----------------------------------------------------------------------------
+
+    def cancel(self, job: JobLike | Sequence[JobLike]) -> None:
+        targets = [u for u in units_of(job) if not u.status.is_final and u.native_id]
+        if not targets:
+            return
+        ids = [u.native_id for u in targets if u.native_id]
+        self.run(self.cancel_command(ids))
+        for unit in targets:
+            self._finish(unit, None, "cancelled")
+            if unit.native_id:
+                self._active.pop(unit.native_id, None)
+        log.info("%r: cancelled %d units", self, len(targets))

@@ -1,0 +1,98 @@
+"""One driver for every batch scheduler: a :class:`~jobfleet.backends.batch.BatchBackend`
+seen through the store-driven :class:`~jobfleet.fleet.driver.Driver` contract.
+
+The backend does the scheduler work (arrays, one status query per poll,
+history, exit code files); this adapter only translates between store records
+and job objects, so adding a scheduler needs no driver code of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from jobfleet.backends.batch import BatchBackend
+from jobfleet.errors import CommandError
+from jobfleet.fleet.driver import BackendOptionsError, JobCache, RecordSubmitted, subjob_id_of
+from jobfleet.job import Job
+from jobfleet.status import JobStatus
+from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
+
+__all__ = ["BatchDriver"]
+
+log = logging.getLogger("jobfleet.fleet.batchdriver")
+
+
+class BatchDriver:
+    """Base of the batch drivers; a subclass names its backend class and probe commands."""
+
+    name: ClassVar[str] = ""
+    backend_class: ClassVar[type[BatchBackend]]
+    #: Commands that must exist for the driver to work here.
+    required_commands: ClassVar[tuple[str, ...]] = ()
+    #: A cheap command that only succeeds when the scheduler answers.
+    probe_command: ClassVar[tuple[str, ...]] = ()
+    default_poll_interval: ClassVar[float] = 5.0
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        opts = dict(options)
+        try:
+            self.poll_interval = float(opts.pop("poll_interval", self.default_poll_interval))
+            opts.setdefault("min_poll_interval", 0)  # the orchestration paces the polls
+            self.backend = self.backend_class(backend_args=opts)
+        except (TypeError, ValueError) as err:
+            raise BackendOptionsError(f"backend options for {self.name}: {err}") from None
+        self._jobs = JobCache()
+
+    def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
+        def on_submitted(owner: Job, pairs: list[tuple[Job, str]]) -> None:
+            record([(subjob_id_of(unit), native_id) for unit, native_id in pairs])
+
+        self.backend.on_submitted = on_submitted
+        try:
+            self.backend.submit(list(units))
+        finally:
+            self.backend.on_submitted = None
+
+    def render_script(self, unit: Job) -> str:
+        return self.backend.render_script(unit)
+
+    def poll(
+        self, job_records: Mapping[int, JobRecord], active: Sequence[SubjobRecord]
+    ) -> list[StatusUpdate]:
+        units: dict[str, Job] = {}
+        job_of: dict[int, int] = {}
+        for rec in active:
+            if not rec.native_id:
+                continue
+            unit = self._jobs.unit(job_records[rec.job_id], rec.subjob_id)
+            if unit.status.value != rec.status:  # another process may have moved it
+                unit.set_status(JobStatus(rec.status), force=True)
+            unit.native_id = rec.native_id
+            units[rec.native_id] = unit
+            job_of[id(unit)] = rec.job_id
+        self.backend.follow(units)
+        changed = self.backend.poll(force=True)
+        return [
+            StatusUpdate(job_of[id(u)], subjob_id_of(u), u.status.value, u.exit_code, u.reason)
+            for u in changed
+        ]
+
+    def cancel(self, job_records: Mapping[int, JobRecord], records: Sequence[SubjobRecord]) -> None:
+        ids = [rec.native_id for rec in records if rec.native_id]
+        if ids:
+            self.backend.run(self.backend.cancel_command(ids))
+
+    @classmethod
+    def available(cls) -> tuple[bool, str]:
+        missing = [cmd for cmd in cls.required_commands if shutil.which(cmd) is None]
+        if missing:
+            return False, f"command not found: {', '.join(missing)}"
+        if cls.probe_command:
+            try:
+                cls.backend_class().run(list(cls.probe_command), attempts=1, timeout=15)
+            except CommandError as err:
+                return False, f"scheduler not answering: {err}"
+        return True, ""
