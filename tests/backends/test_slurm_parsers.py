@@ -200,3 +200,14 @@ def test_tag_query() -> None:
     out = "41|jobfleet:aaa\n42|jobfleet:bbb\n42|jobfleet:bbb\n"
     assert OfflineSlurm().parse_tag_query_output(out, "bbb") == "42"
     assert OfflineSlurm().parse_tag_query_output(out, "ccc") is None
+
+
+def test_chunks_for_a_scheduler_counting_from_one(tmp_path: Path) -> None:
+    class OneBased(OfflineSlurm):
+        array_index_base = 1
+
+    job, _ = _scan(tmp_path, 2500)
+    chunks = OneBased()._chunks(job, list(job.subjobs.values()))
+    assert [len(c.units) for c in chunks] == [1000, 1000, 500]
+    assert all(min(c.indices) >= 1 and max(c.indices) <= 1000 for c in chunks)
+    assert [c.units[0].id - c.indices[0] for c in chunks] == [-1, 999, 1999]

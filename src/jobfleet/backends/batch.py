@@ -19,8 +19,15 @@ The contract a scheduler backend fills (all methods pure unless noted):
     Scheduler directives for one unit, and the script an array runs.
 :meth:`submit_command` / :meth:`job_id_from_submit_output`
     Argv for submitting a script; the native id in the submit command's output.
-:meth:`array_task_id`
-    The native id of one array task.
+:meth:`array_task_id` (or :meth:`array_task_ids` for a whole array)
+    The native id of one array task. ``array_index_base`` is the first index
+    the scheduler allows (0 for Slurm, 1 for LSF or Grid Engine).
+:meth:`submission_file`, ``array_file_name``
+    Where the file handed to the submit command is written: by default the
+    unit's wrapper script, and ``array_<first>-<last>.sh`` in the job's working
+    directory holding :meth:`render_array_script`'s text; a scheduler that
+    submits a description rather than a script (HTCondor, DIRAC) writes its
+    own file here.
 :meth:`status_command` / :meth:`parse_status_output`
     One query for many native ids; ``{native_id: NativeState}``.
 :meth:`history_command` / :meth:`parse_history_output`
@@ -132,6 +139,10 @@ class BatchBackend(Backend):
     unknown_ids_error: ClassVar[re.Pattern[str] | None] = None
     default_global_job_limit: ClassVar[int] = 10_000
     default_sleep_between_submission_checks: ClassVar[float] = 30.0
+    #: First array index the scheduler accepts.
+    array_index_base: ClassVar[int] = 0
+    #: File name (in the job's working directory) of an array's submission file.
+    array_file_name: ClassVar[str] = "array_{label}.sh"
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)
@@ -186,6 +197,15 @@ class BatchBackend(Backend):
     @abstractmethod
     def cancel_command(self, native_ids: Sequence[str]) -> list[str]: ...
 
+    def array_task_ids(self, array_id: str, chunk: ArrayChunk) -> list[str]:
+        """Native ids of the chunk's units, in order."""
+        return [self.array_task_id(array_id, index) for index in chunk.indices]
+
+    def submission_file(self, unit: Job) -> Path:
+        """Write what the submit command takes for one unit; the wrapper script by default."""
+        self.prepare(unit)
+        return unit.working_dir / self.submit_script
+
     def history_command(self, native_ids: Sequence[str]) -> list[str] | None:
         return None
 
@@ -231,34 +251,36 @@ class BatchBackend(Backend):
                     self._submit_single(unit)
 
     def _chunks(self, owner: Job, subjobs: list[SubJob]) -> list[ArrayChunk]:
-        """Arrays of at most ``max_array_size`` indices (and the global limit) each."""
-        block = self.max_array_size()
-        size = max(1, min(block, self.global_job_limit))
+        """Arrays whose indices fit the scheduler's range, at most the global limit each.
+
+        Subjob ``i`` of block ``b`` gets index ``i - b * width + array_index_base``,
+        where ``width`` is how many indices one array can hold.
+        """
+        width = self.max_array_size() - self.array_index_base
+        size = max(1, min(width, self.global_job_limit))
         by_block: dict[int, list[SubJob]] = {}
         for sub in sorted(subjobs, key=lambda s: s.id):
-            by_block.setdefault(sub.id // block, []).append(sub)
+            by_block.setdefault(sub.id // width, []).append(sub)
         chunks = []
         for number, members in sorted(by_block.items()):
+            offset = number * width - self.array_index_base
             for first in range(0, len(members), size):
-                piece = tuple(members[first : first + size])
-                chunks.append(ArrayChunk(owner, piece, number * block))
+                chunks.append(ArrayChunk(owner, tuple(members[first : first + size]), offset))
         return chunks
 
     def _submit_single(self, unit: Job) -> None:
-        self.prepare(unit)
-        script = unit.working_dir / self.submit_script
-        native = self._submit_script(script, unit=unit)
+        native = self._submit_script(self.submission_file(unit), unit=unit)
         self._record(owner_of(unit), [(unit, native)])
 
     def _submit_array(self, chunk: ArrayChunk) -> None:
         for unit in chunk.units:
             prepare(unit, render_wrapper(unit))
-        script = chunk.owner.working_dir / f"array_{chunk.label}.sh"
+        script = chunk.owner.working_dir / self.array_file_name.format(label=chunk.label)
         script.write_text(self.render_array_script(chunk), encoding="utf-8")
         array_id = self._submit_script(script, array=chunk)
-        pairs: list[tuple[Job, str]] = [
-            (unit, self.array_task_id(array_id, unit.id - chunk.offset)) for unit in chunk.units
-        ]
+        pairs: list[tuple[Job, str]] = list(
+            zip(chunk.units, self.array_task_ids(array_id, chunk), strict=True)
+        )
         self._record(chunk.owner, pairs)
 
     def _submit_script(
