@@ -73,6 +73,6 @@ def _kill_leftover_units(tmp_path: Path) -> Iterator[None]:
     """Units run detached; stop whatever a failing test left running."""
     yield
     for pid_file in tmp_path.rglob(PID_FILE):
-        with contextlib.suppress(ValueError, OSError):
+        with contextlib.suppress(ValueError, IndexError, OSError):
             pid = int(pid_file.read_text().split()[0])
             os.killpg(pid, signal.SIGKILL)

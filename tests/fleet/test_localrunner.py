@@ -13,12 +13,12 @@ from jobfleet.fleet.control import cancel, resubmit
 from jobfleet.fleet.localrunner import (
     CLAIM_FILE,
     CLAIM_GRACE,
-    LOST_LAUNCHING,
     LOST_NO_EXIT_CODE,
     PID_FILE,
     LocalDriver,
     process_start_time,
 )
+from jobfleet.fleet.unitfiles import read_pid_file
 from jobfleet.store import Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
@@ -42,7 +42,12 @@ def _statuses(store: Store, job_id: int) -> list[str]:
 
 
 def _pid(workdir: Path) -> int:
-    return int((workdir / PID_FILE).read_text().split()[0])
+    """The unit's pid, once the unit has written its pid file."""
+    info = wait_until(
+        lambda: (i := read_pid_file(workdir)) is not None and i.complete and i,
+        what=f"pid file in {workdir}",
+    )
+    return int(info.pid)
 
 
 def test_submit_only_prepares_and_records(store, make_job):
@@ -128,18 +133,51 @@ def test_reused_pid_is_not_taken_for_the_unit(store, make_job):
 
 
 def test_claim_without_pid_file(store, make_job):
-    job = make_job("claimed", "true", n=2)
+    job = make_job("claimed", 'echo "ran $1" >> ../marker-$1', n=2)
     record = Fleet(store).submit_job(job, "local", {"max_processes": 2})
     fresh, stale = (job.subjobs[i].working_dir for i in (0, 1))
     (fresh / CLAIM_FILE).touch()  # a runner launching it right now
     (stale / CLAIM_FILE).touch()
     past = time.time() - CLAIM_GRACE - 5
-    os.utime(stale / CLAIM_FILE, (past, past))  # a runner that died while launching
-    assert _poll(LocalDriver(), store) == ["1:failed"]
-    subjobs = store.subjobs(record.id)
-    assert subjobs[0].status == "submitted"
-    assert not (fresh / "stdout").exists() and not (stale / "stdout").exists()  # never launched
-    assert subjobs[1].reason == LOST_LAUNCHING
+    os.utime(stale / CLAIM_FILE, (past, past))  # a runner killed before the unit started
+    driver = LocalDriver()
+    # The fresh claim is left alone; the stale one never started, so it is launched again.
+    assert _poll(driver, store) == ["1:running"]
+    wait_until(lambda: _poll(driver, store) == ["1:completed"])
+    assert (job.working_dir / "marker-1").read_text() == "ran 1\n"
+    assert not (job.working_dir / "marker-0").exists()
+    assert [s.status for s in store.subjobs(record.id)] == ["submitted", "completed"]
+
+
+def test_only_one_of_racing_launches_runs_the_unit(store, make_job):
+    job = make_job("race", 'echo "ran" >> ../marker; ' + WAIT_FOR_GO)
+    record = Fleet(store).submit_job(job, "local")
+    workdir = job.subjobs[0].working_dir
+    [rec] = store.subjobs(record.id)
+    first, second = LocalDriver(), LocalDriver()
+    # Both launch under the same claim, as after a stale claim seen by two runners.
+    (workdir / CLAIM_FILE).touch()
+    first._spawn(rec, job.subjobs[0])
+    second._spawn(rec, job.subjobs[0])
+    losers = [d._children[(record.id, 0)] for d in (first, second)]
+    wait_until(lambda: any(p.poll() == 75 for p in losers), what="one launch to give up")
+    (job.working_dir / "go").touch()
+    wait_until(lambda: _poll(first, store) == ["0:completed"])
+    assert (job.working_dir / "marker").read_text() == "ran\n"
+    assert (workdir / "stdout").read_text() == "unit 0 ran\n"
+
+
+def test_half_written_pid_file_is_not_taken_for_a_dead_unit(store, make_job):
+    job = make_job("half", "true")
+    record = Fleet(store).submit_job(job, "local")
+    workdir = job.subjobs[0].working_dir
+    (workdir / CLAIM_FILE).touch()
+    (workdir / PID_FILE).write_text("")  # the unit is between creating and writing it
+    assert _poll(LocalDriver(), store) == []
+    past = time.time() - CLAIM_GRACE - 5
+    os.utime(workdir / PID_FILE, (past, past))
+    assert _poll(LocalDriver(), store) == ["0:failed"]
+    assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
 
 
 def test_two_runners_never_launch_a_unit_twice(store, make_job):
@@ -151,7 +189,8 @@ def test_two_runners_never_launch_a_unit_twice(store, make_job):
     launched = first.poll(records, active)
     again = second.poll(records, active)  # same stale view of the store
     assert [u.status for u in launched] == ["running", "running"]
-    assert [u.status for u in again] == ["running", "running"]  # adopted, not launched
+    assert {u.status for u in again} <= {"running"}  # adopted (or still starting)...
+    assert second._children == {}  # ... but not launched again
     (job.working_dir / "go").touch()
     store.update_statuses(launched)
     wait_until(
@@ -173,7 +212,8 @@ def test_cancel_queued_unit_blocks_it_for_good(store, make_job):
     # Even a runner with a view from before the cancel does not launch it.
     records = {record.id: record}
     stale = [replace(s, status="submitted") for s in store.subjobs(record.id)]
-    assert LocalDriver().poll(records, stale) == []
+    [update] = LocalDriver().poll(records, stale)
+    assert (update.status, update.reason) == ("failed", "cancelled")
     assert not (workdir / "ran.txt").exists()
 
 

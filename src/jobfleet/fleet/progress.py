@@ -19,9 +19,8 @@ __all__ = [
 ]
 
 #: Failure reasons after which a unit is never retried automatically: a cancel was
-#: wanted, a unit lost while launching might be running (a retry could run it twice),
-#: and a resubmission that already failed would only fail again in a loop.
-_NO_RETRY_PREFIXES = (CANCELLED, "lost: runner died while launching", "resubmission failed")
+#: wanted, and a resubmission that already failed would only fail again in a loop.
+_NO_RETRY_PREFIXES = (CANCELLED, "resubmission failed")
 
 
 def retryable(record: SubjobRecord, policy: RetryPolicy) -> bool:
