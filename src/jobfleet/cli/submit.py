@@ -53,6 +53,11 @@ def _units(job: Job) -> list[Job]:
     help="Submit what an interrupted submission of stored job JOB left unsubmitted.",
 )
 @click.option("--dry-run", is_flag=True, help="Show subjobs and wrapper scripts; write nothing.")
+@click.option(
+    "--no-runner",
+    is_flag=True,
+    help="Start no background runner (for the local backend: run 'jobfleet watch' yourself).",
+)
 @click.pass_context
 def submit(
     ctx: click.Context,
@@ -61,6 +66,7 @@ def submit(
     then_watch: bool,
     resume_ref: str | None,
     dry_run: bool,
+    no_runner: bool,
 ) -> int:
     """Submit the job described in SPEC (a .toml or .yaml file)."""
     if dry_run and resume_ref:
@@ -98,7 +104,7 @@ def submit(
     err.print(f"submitted {count} subjob(s) of job {record.name} (id {record.id}) to {backend}")
     if then_watch:
         return watch_jobs(fleet, [record.id], interval=None, quiet=False)
-    if fleet.ensure_runner(record) is not None:
+    if not no_runner and fleet.ensure_runner(record) is not None:
         err.print(f"a background runner follows it; log: {job.working_dir / RUNNER_LOG}")
     err.print(f"follow it with: jobfleet watch {record.name}")
     return 0
