@@ -32,6 +32,8 @@ def runner_command(db_path: Path, job_refs: Sequence[str]) -> list[str]:
         "jobfleet.cli",
         "--db",
         str(db_path),
+        "--log-level",
+        "info",  # the runner's log shows launches, retries and hand-overs
         "watch",
         "--quiet",
         *job_refs,
