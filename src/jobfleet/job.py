@@ -58,6 +58,8 @@ class Job:
         self.attempt = 0
         #: The scheduler's id of this unit once submitted (e.g. ``"123_4"`` for a Slurm array task).
         self.native_id: str | None = None
+        #: Factors applied to this unit's memory / walltime on its next submission (retry_scale).
+        self.resource_scale: dict[str, float] = {}
         self._status = JobStatus.init
         self._counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self._subjobs: dict[int, SubJob] = {}
@@ -324,6 +326,7 @@ class SubJob(Job):
         self.reason: str | None = None
         self.attempt = 0
         self.native_id: str | None = None
+        self.resource_scale: dict[str, float] = {}
         self._status = JobStatus.init
         self._own_args: list[Any] | None = None
         self._input_files = [inputs.normalise_input(p) for p in input_files or ()]

@@ -49,7 +49,7 @@ def timeout_job(slurm_cluster: None, tmp_path_factory: pytest.TempPathFactory) -
     job.working_dir = root / "walltime"
     job.cmd = ["sleep", "300"]
     job.backend_args = {"walltime": 60}  # Slurm's smallest limit: --time=1 (one minute)
-    backend = Slurm(backend_args=FAST)
+    backend = Slurm(backend_args={**FAST, "retry_scale": {"walltime": 2}})
     backend.submit(job)
     yield job
     backend.cancel(job)
@@ -255,3 +255,13 @@ def test_walltime_exceeded_is_a_timeout(timeout_job: Job) -> None:
     deadline_s = 240
     wait_until(lambda: timeout_job.update_status().is_final, timeout=deadline_s, step=1)
     assert timeout_job.status == "failed" and timeout_job.reason == "timeout"
+    # retry_scale: the next attempt asks for twice the walltime.
+    timeout_job.status = "init"
+    backend = timeout_job.result.backend  # type: ignore[union-attr]
+    backend.submit(timeout_job)
+    shown = subprocess.run(
+        ["scontrol", "show", "job", "-o", str(timeout_job.native_id)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "TimeLimit=00:02:00" in shown and timeout_job.attempt == 2

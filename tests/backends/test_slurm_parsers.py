@@ -211,3 +211,26 @@ def test_chunks_for_a_scheduler_counting_from_one(tmp_path: Path) -> None:
     assert [len(c.units) for c in chunks] == [1000, 1000, 500]
     assert all(min(c.indices) >= 1 and max(c.indices) <= 1000 for c in chunks)
     assert [c.units[0].id - c.indices[0] for c in chunks] == [-1, 999, 1999]
+
+
+def test_retry_scale_gives_a_timed_out_subjob_more_walltime(tmp_path: Path) -> None:
+    job, backend = _scan(tmp_path, 3, walltime="00:10:00", memory="1GB")
+    backend.retry_scale = {"walltime": 2.0, "memory": 1.5}
+    timed_out, oom, failed = job.subjobs[0], job.subjobs[1], job.subjobs[2]
+    backend._finish(timed_out, None, "timeout")
+    backend._finish(oom, None, "out of memory")
+    backend._finish(failed, 3)
+    assert timed_out.resource_scale == {"walltime": 2.0}
+    assert oom.resource_scale == {"memory": 1.5}
+    assert failed.resource_scale == {}
+
+    def directives(unit: Job) -> list[str]:
+        return backend.directives(job, array=ArrayChunk(job, (unit,), 0))  # type: ignore[arg-type]
+
+    assert "#SBATCH --time=0-00:20:00" in directives(timed_out)
+    assert "#SBATCH --mem=1536M" in directives(oom)
+    assert "#SBATCH --time=0-00:10:00" in directives(failed)
+    backend._finish(timed_out, None, "timeout")  # no effect: it already ended
+    timed_out.status = "init"
+    backend._finish(timed_out, None, "timeout")  # a second timeout doubles again
+    assert timed_out.resource_scale == {"walltime": 4.0}

@@ -59,6 +59,7 @@ from jobfleet.backends.base import Backend, JobLike, owner_of, units_of
 from jobfleet.commands import CommandResult, run_command
 from jobfleet.errors import BackendError, CommandError
 from jobfleet.job import Job, SubJob
+from jobfleet.resources import Resources, resources_from_args
 from jobfleet.status import JobStatus, reason_for_exit_code
 from jobfleet.workdir import prepare, read_exit_code, render_wrapper
 
@@ -160,6 +161,11 @@ class BatchBackend(Backend):
         self.min_poll_interval = float(self.backend_args.get("min_poll_interval", 1.0))
         self.command_timeout = float(self.backend_args.get("command_timeout", 60.0))
         self.submit_attempts = int(self.backend_args.get("submit_attempts", 4))
+        #: ``{"walltime": 2.0, "memory": 1.5}``: a unit that failed for a timeout (or
+        #: out of memory) gets that much more on its next submission. Off by default.
+        self.retry_scale: dict[str, float] = {
+            str(k): float(v) for k, v in dict(self.backend_args.get("retry_scale") or {}).items()
+        }
         self._active: dict[str, Job] = {}
         self._missing_since: dict[str, float] = {}
         self._last_poll = float("-inf")
@@ -224,6 +230,11 @@ class BatchBackend(Backend):
     def parse_active_count(self, stdout: str) -> int:
         return len([line for line in stdout.splitlines() if line.strip()])
 
+    def resources_for(self, job: Job, *, array: ArrayChunk | None = None) -> Resources:
+        """The resources of a unit (or of an array's units), with its retry scaling applied."""
+        unit = array.units[0] if array is not None else job
+        return resources_from_args(self.job_backend_args(job), unit.resource_scale)
+
     # -- running commands ----------------------------------------------------------------------
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
@@ -237,10 +248,13 @@ class BatchBackend(Backend):
         return render_wrapper(unit, self.directives(unit))
 
     def _submit_units(self, units: list[Job]) -> None:
-        groups: dict[int, tuple[Job, list[Job]]] = {}
+        # One array per job and resource scale: units retried with more walltime or
+        # memory cannot share an array with the others.
+        groups: dict[tuple[int, tuple[tuple[str, float], ...]], tuple[Job, list[Job]]] = {}
         for unit in units:
             owner = owner_of(unit)
-            groups.setdefault(id(owner), (owner, []))[1].append(unit)
+            key = (id(owner), tuple(sorted(unit.resource_scale.items())))
+            groups.setdefault(key, (owner, []))[1].append(unit)
         for owner, group in groups.values():
             subjobs = [u for u in group if isinstance(u, SubJob)]
             if subjobs and self.max_array_size() > 1:
@@ -401,6 +415,22 @@ class BatchBackend(Backend):
             raise
         states: dict[str, NativeState] = parse(result.stdout)
         return states
+
+    def _finish(self, unit: Job, exit_code: int | None, reason: str | None = None) -> None:
+        if unit.status.is_final:
+            return
+        super()._finish(unit, exit_code, reason)
+        resource = {"timeout": "walltime", "out of memory": "memory"}.get(unit.reason or "")
+        if resource and resource in self.retry_scale and unit.status is JobStatus.failed:
+            factor = unit.resource_scale.get(resource, 1.0) * self.retry_scale[resource]
+            unit.resource_scale[resource] = factor
+            log.info(
+                "%s failed (%s): a retry gets %.3gx the %s",
+                unit.name,
+                unit.reason,
+                factor,
+                resource,
+            )
 
     def _apply(self, unit: Job, state: NativeState) -> None:
         if not state.status.is_final:

@@ -139,7 +139,7 @@ class Slurm(BatchBackend):
         resources_from_args(self.job_backend_args(job))
 
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]:
-        res = resources_from_args(self.job_backend_args(job))
+        res = self.resources_for(job, array=array)
         name = res.job_name or scheduler_name(owner_of(job).name if array else job.name)
         options = [f"--job-name={name}"]
         if res.cores is not None:

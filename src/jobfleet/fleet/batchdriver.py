@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from jobfleet.backends.base import owner_of
 from jobfleet.backends.batch import BatchBackend
 from jobfleet.errors import CommandError
 from jobfleet.fleet.driver import BackendOptionsError, JobCache, RecordSubmitted, subjob_id_of
@@ -45,10 +46,18 @@ class BatchDriver:
         except (TypeError, ValueError) as err:
             raise BackendOptionsError(f"backend options for {self.name}: {err}") from None
         self._jobs = JobCache()
+        # Retry scaling learnt while polling, by (job name, subjob id): the units the
+        # orchestration resubmits are fresh objects that know nothing of it.
+        self._scales: dict[tuple[str, int], dict[str, float]] = {}
 
     def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
         def on_submitted(owner: Job, pairs: list[tuple[Job, str]]) -> None:
             record([(subjob_id_of(unit), native_id) for unit, native_id in pairs])
+
+        for unit in units:
+            scale = self._scales.get((job.name, subjob_id_of(unit)))
+            if scale:
+                unit.resource_scale = dict(scale)
 
         self.backend.on_submitted = on_submitted
         try:
@@ -75,6 +84,9 @@ class BatchDriver:
             job_of[id(unit)] = rec.job_id
         self.backend.follow(units)
         changed = self.backend.poll(force=True)
+        for unit in changed:
+            if unit.resource_scale:
+                self._scales[(owner_of(unit).name, subjob_id_of(unit))] = dict(unit.resource_scale)
         return [
             StatusUpdate(job_of[id(u)], subjob_id_of(u), u.status.value, u.exit_code, u.reason)
             for u in changed
