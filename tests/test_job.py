@@ -38,12 +38,13 @@ def test_paths_are_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def test_input_files_normalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     job = Job("inputs")
-    job.input_files = ["rel.txt", Path("p.root"), "root://eos//a.root", "file:///x/y"]
+    job.input_files = ["rel.txt", Path("p.root"), "root://eos//a.root", "file:///x/y", "LFN:/b/c"]
     assert job.input_files == [
         str(tmp_path / "rel.txt"),
         str(tmp_path / "p.root"),
         "root://eos//a.root",
         "file:///x/y",
+        "LFN:/b/c",
     ]
     assert all(isinstance(f, str) for f in job.input_files)
 
@@ -61,6 +62,7 @@ def test_check_input_data_files(tmp_path: Path, caplog: pytest.LogCaptureFixture
         "davs://host/data.root",
         "https://host/x",
         "davs://host/data.root",
+        "LFN:/belle/grid.root",
     ]
     with caplog.at_level(logging.WARNING, logger="jobfleet"):
         job.check_input_data_files()
@@ -69,6 +71,7 @@ def test_check_input_data_files(tmp_path: Path, caplog: pytest.LogCaptureFixture
         f"file://{present}",
         "davs://host/data.root",
         "https://host/x",
+        "LFN:/belle/grid.root",
     ]
     text = caplog.text
     assert "missing.txt" in text and "gone.txt" in text and "more than once" in text

@@ -14,6 +14,7 @@ __all__ = [
     "INPUT_DATA_FILE",
     "check_input_files",
     "get_input_data",
+    "is_uri",
     "local_path",
     "normalise_input",
 ]
@@ -23,7 +24,13 @@ log = logging.getLogger("jobfleet.inputs")
 #: Name of the file, in every (sub)job's working directory, listing its input files as JSON.
 INPUT_DATA_FILE = "__BACKEND_INPUT_FILES__.json"
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# "scheme://..." URIs, and DIRAC's logical file names "LFN:/...".
+_URI = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|LFN:)", re.IGNORECASE)
+
+
+def is_uri(entry: str) -> bool:
+    """Whether an input entry is a URI (or an LFN) rather than a local path."""
+    return bool(_URI.match(entry))
 
 
 def normalise_input(entry: str | os.PathLike[str]) -> str:
@@ -32,17 +39,17 @@ def normalise_input(entry: str | os.PathLike[str]) -> str:
         entry = os.fspath(entry)
     if not isinstance(entry, str):
         raise TypeError(f"input_files entries must be str or Path, got {type(entry).__name__}")
-    if _URI.match(entry):
+    if is_uri(entry):
         return entry
     return os.path.abspath(entry)
 
 
 def local_path(entry: str) -> Path | None:
     """The local file an input entry names (plain path or ``file://``); ``None`` if remote."""
-    if not _URI.match(entry):
+    if not is_uri(entry):
         return Path(entry)
     parts = urlsplit(entry)
-    if parts.scheme.lower() == "file":
+    if parts.scheme.lower() == "file" and "://" in entry:
         return Path(unquote(parts.path))
     return None
 

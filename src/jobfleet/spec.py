@@ -59,7 +59,7 @@ from jobfleet._spec_args import (
     parse_walltime_s,
 )
 from jobfleet.errors import SpecError
-from jobfleet.inputs import INPUT_DATA_FILE
+from jobfleet.inputs import INPUT_DATA_FILE, is_uri
 from jobfleet.job import Job
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.workdir import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT
@@ -77,7 +77,6 @@ __all__ = [
 
 log = logging.getLogger("jobfleet.spec")
 
-_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
 # Files jobfleet writes into every working directory; a sandbox entry must not clobber them.
 _RESERVED = {EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE, SUBMIT_SCRIPT, INPUT_DATA_FILE}
@@ -309,7 +308,7 @@ def _expand_inputs(patterns: list[str], spec_dir: Path) -> list[str]:
     """Globs expanded (each one's matches sorted, in the order written), duplicates dropped."""
     found: dict[str, None] = {}
     for i, pattern in enumerate(patterns):
-        if _URI.match(pattern):
+        if is_uri(pattern):
             found.setdefault(pattern)
             continue
         full = (

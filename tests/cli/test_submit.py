@@ -136,3 +136,28 @@ def test_input_files_shown_by_dry_run(jf, tmp_path):
     assert result.code == 0, result.err
     assert "2 subjob(s)" in result.out
     assert str(Path(data / "f2.txt")) in result.out
+
+
+def test_replace_submits_again_under_the_same_name(jf, write_spec, tmp_path):
+    marker = tmp_path / "runs"
+    spec = write_spec("again", f'echo "$1" >> {marker}', n=2)
+    assert jf("submit", spec, "--watch").code == 0
+    first_id = _status(jf, "again")["id"]
+    replaced = jf("submit", spec, "--watch", "--replace")
+    assert replaced.code == 0, replaced.err
+    doc = _status(jf, "again")
+    assert doc["id"] != first_id and doc["status"] == "completed"
+    assert sorted(marker.read_text().split()) == ["0", "0", "1", "1"]  # two full runs
+    assert [j for j in jf("list").out.split() if j == "again"] == ["again"]
+
+
+def test_replace_refuses_while_the_job_runs(jf, write_spec, tmp_path):
+    gate = tmp_path / "gate"
+    spec = write_spec("busy", f"until [ -e {gate} ]; do sleep 0.05; done", n=1)
+    assert jf("submit", spec).code == 0
+    refused = jf("submit", spec, "--replace")
+    assert refused.code == 1 and "queued or running" in refused.error_line
+    conflict = jf("submit", spec, "--replace", "--resume", "busy")
+    assert conflict.code == 2 and "cannot be combined" in conflict.error_line
+    gate.touch()
+    wait_until(lambda: _status(jf, "busy")["status"] == "completed", what="busy to complete")

@@ -15,6 +15,7 @@ from rich.text import Text
 from jobfleet.cli.common import err_console, out_console, state_of
 from jobfleet.cli.watch import watch_jobs
 from jobfleet.fleet import RetryPolicy, get_driver
+from jobfleet.fleet.control import remove
 from jobfleet.fleet.driver import Driver, subjob_id_of
 from jobfleet.fleet.runner import RUNNER_LOG
 from jobfleet.job import Job
@@ -54,6 +55,11 @@ def _units(job: Job) -> list[Job]:
 )
 @click.option("--dry-run", is_flag=True, help="Show subjobs and wrapper scripts; write nothing.")
 @click.option(
+    "--replace",
+    is_flag=True,
+    help="Remove an ended job of the same name from the store first (refused while it runs).",
+)
+@click.option(
     "--no-runner",
     is_flag=True,
     help="Start no background runner (for the local backend: run 'jobfleet watch' yourself).",
@@ -66,11 +72,14 @@ def submit(
     then_watch: bool,
     resume_ref: str | None,
     dry_run: bool,
+    replace: bool,
     no_runner: bool,
 ) -> int:
     """Submit the job described in SPEC (a .toml or .yaml file)."""
     if dry_run and resume_ref:
         raise click.UsageError("--dry-run and --resume cannot be combined", ctx)
+    if replace and resume_ref:
+        raise click.UsageError("--replace and --resume cannot be combined", ctx)
     from jobfleet.spec import load_spec  # only this command needs the spec loader
 
     spec = load_spec(spec_path)
@@ -81,6 +90,8 @@ def submit(
         return 0
     state = state_of(ctx)
     fleet = state.fleet
+    if replace and any(r.name == spec.name for r in fleet.store.list_jobs()):
+        remove(fleet, spec.name)  # refuses (one clear line) while anything of it runs
     units = len(job.subjobs) or 1
     with _progress_bar() as bar:
         task = bar.add_task(f"submitting {job.name}", total=units)
