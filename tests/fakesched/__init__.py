@@ -1,0 +1,1 @@
+"""Stateful fake batch schedulers for the backend tests (see :mod:`fakesched.core`)."""
