@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import venv
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,24 @@ def slurm_cluster() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"Slurm must run in CI but does not: {why}")
     pytest.skip(f"no Slurm cluster: {why}")
+
+
+@pytest.fixture
+def unimplemented_backend(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A backend name jobfleet knows of but has no driver for (whatever backends exist)."""
+    from jobfleet.fleet import driver
+
+    name = "futurebackend"
+    monkeypatch.setattr(driver, "KNOWN_DRIVER_NAMES", (*driver.KNOWN_DRIVER_NAMES, name))
+    return name
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real virtualenv holding a console script that exists nowhere else."""
+    root = tmp_path_factory.mktemp("venv") / "env"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(root)
+    script = root / "bin" / "jf-only-in-venv"
+    script.write_text(f"#!{root / 'bin' / 'python'}\nimport sys\nprint('prefix', sys.prefix)\n")
+    script.chmod(0o755)
+    yield root

@@ -6,6 +6,8 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobfleet import Job, Local, SpecError, monitor_jobs
+from jobfleet.environment import detect_setup
 from jobfleet.spec import (
     JobSpec,
     Resources,
@@ -192,7 +195,13 @@ def test_to_job_sets_everything_and_round_trips_through_json(folder: Path) -> No
     assert job.input_files == spec.input_files
     assert job.input_sandbox_files == spec.sandbox
     assert job.output_patterns == spec.output_patterns
-    assert job.setup_cmds == spec.setup
+    captured = [line for part in detect_setup() for line in part.commands]
+    assert job.setup_cmds == [
+        f'[ -n "${{HOME+set}}" ] || export HOME={shlex.quote(os.environ["HOME"])}',
+        "export OMP_NUM_THREADS=1",
+        *captured,
+        *spec.setup,
+    ]
     assert job.working_dir == spec.working_dir
     assert job.output_dir == spec.output_dir
     assert job.backend_args == {

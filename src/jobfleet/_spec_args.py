@@ -325,6 +325,15 @@ def _env_name(value: Any) -> str:
     return value
 
 
+def _env_pattern(value: Any) -> str:
+    """A variable name, or a glob pattern of names (``BELLE2_*``)."""
+    if not isinstance(value, str) or not _ENV_NAME.fullmatch(
+        value.replace("*", "X").replace("?", "X")
+    ):
+        raise ValueError(f"an environment variable name or pattern is required, got {value!r}")
+    return value
+
+
 def _env_value(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -395,7 +404,9 @@ class _BackendDoc(BaseModel):
 
 class _EnvironmentDoc(_Doc):
     capture: StrictBool | None = None
-    forward: list[EnvName] | None = None
+    inherit: StrictBool | None = None
+    site_setup: list[Text] | None = None
+    forward: list[Annotated[str, PlainValidator(_env_pattern)]] | None = None
     set: dict[EnvName, Annotated[str, PlainValidator(_env_value)]] | None = None
 
 

@@ -6,12 +6,12 @@ import json
 import logging
 import os
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from jobfleet import inputs
+from jobfleet import environment, inputs
 from jobfleet.errors import SpecError, SplitterError
 from jobfleet.jobdoc import parse_job_dict
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
@@ -303,6 +303,30 @@ class Job:
             return cls(doc["name"], job_dict=doc)
         except SpecError as err:
             raise SpecError(f"job JSON {file_path}: {err}") from None
+
+    # -- environment (see jobfleet.environment) ----------------------------------------------
+
+    def append_current_setup_cmds(self, *, site_setup: Sequence[str] = ()) -> list[Any]:
+        """Capture this process's virtualenv / conda / modules (and ``site_setup`` lines).
+
+        Their setup commands go before the job's own ``setup_cmds``. Returns the
+        detected :class:`~jobfleet.environment.SetupPart` s.
+        """
+        parts = environment.detect_setup(site_setup=site_setup)
+        self._prepend_setup([line for part in parts for line in part.commands])
+        return parts
+
+    def forward_environment(self, patterns: Iterable[str]) -> None:
+        """Forward variables (names or glob patterns) with their current values."""
+        self._prepend_setup(environment.forward_lines(patterns))
+
+    def set_environment(self, values: Mapping[str, object]) -> None:
+        """Set variables to explicit values in the job's environment."""
+        self._prepend_setup(environment.set_lines(values))
+
+    def _prepend_setup(self, lines: Sequence[str]) -> None:
+        fresh = [line for line in lines if line not in self.setup_cmds]
+        self.setup_cmds = [*fresh, *self.setup_cmds]
 
     @property
     def full_command(self) -> str:

@@ -166,6 +166,7 @@ class JobSpec:
             **copy.deepcopy(self.backend_options),
             "resources": self.resources.as_dict(),
         }
+        self._apply_environment(job)
         split = self.split
         if split is not None and split.arguments is not None:
             for i, generated in enumerate(split.arguments):
@@ -180,6 +181,27 @@ class JobSpec:
             splitter.create_subjobs(job)
         log.debug("%s: job %r with %d subjobs", self.path, self.name, len(job.subjobs))
         return job
+
+    def _apply_environment(self, job: Job) -> None:
+        """``[environment]``: captured setup, forwarded and set variables, inheritance."""
+        env = self.environment
+        # Each step goes before the previous ones: the job's setup runs forwarded
+        # variables, then explicit ones, then the captured setup, then its own lines.
+        try:
+            if env.get("capture") or env.get("site_setup"):
+                site = env.get("site_setup") or []
+                if env.get("capture"):
+                    job.append_current_setup_cmds(site_setup=site)
+                else:
+                    job._prepend_setup(site)
+            if env.get("set"):
+                job.set_environment(env["set"])
+            if env.get("forward"):
+                job.forward_environment(env["forward"])
+        except SpecError as err:
+            raise SpecError(f"{self.path}: {err}") from None
+        if env.get("inherit"):
+            job.backend_args["inherit_env"] = True
 
 
 # -- loading ----------------------------------------------------------------------------------

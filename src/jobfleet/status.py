@@ -43,6 +43,10 @@ def reason_for_exit_code(code: int | None) -> str | None:
         return None
     if code is None:
         return "no exit code"
+    if code == 127:
+        return "command not found (exit code 127)"
+    if code == 126:
+        return "command not executable (exit code 126)"
     if code == 130:
         return "interrupted (SIGINT)"
     if code == 143:

@@ -239,13 +239,15 @@ def test_shutdown_terminates_running_jobs(tmp_path: Path) -> None:
     assert second.status == "failed" and second.reason == "not started: terminated"
 
 
-def test_clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_is_clean_unless_inherited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JOBFLEET_TEST_SECRET", "visible")
     cmd = ["bash", "-c", 'echo "[${JOBFLEET_TEST_SECRET:-}] $PATH"']
     inherit = _job(tmp_path, "inherit", cmd)
     clean = _job(tmp_path, "clean", cmd)
-    Local().submit(inherit)
-    Local(clean_env=True).submit(clean)
+    Local(inherit_env=True).submit(inherit)
+    Local().submit(clean)
     monitor_jobs([inherit, clean], heartbeat=0.5)
     assert (inherit.working_dir / "stdout").read_text().startswith("[visible]")
     assert (clean.working_dir / "stdout").read_text() == "[] /usr/local/bin:/usr/bin:/bin\n"

@@ -265,3 +265,24 @@ def test_walltime_exceeded_is_a_timeout(timeout_job: Job) -> None:
         text=True,
     ).stdout
     assert "TimeLimit=00:02:00" in shown and timeout_job.attempt == 2
+
+
+def test_environment_is_captured_and_forwarded_on_slurm(
+    tmp_path: Path, fresh_venv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    awkward = "two words, 'single' \"double\" $HOME `date` ünï"
+    monkeypatch.setenv("VIRTUAL_ENV", str(fresh_venv))
+    monkeypatch.setenv("JF_AWKWARD", awkward)
+    captured, bare = Job("venv-captured"), Job("venv-bare")
+    for job in (captured, bare):
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'jf-only-in-venv && printf "%s" "${JF_AWKWARD:-unset}" > fwd']
+    captured.append_current_setup_cmds()
+    captured.forward_environment(["JF_AWKWARD"])
+    Slurm(backend_args=FAST).submit([captured, bare])
+    monitor_jobs([captured, bare], heartbeat=0.3)
+    assert captured.status == "completed", (captured.working_dir / "stderr").read_text()
+    assert (captured.working_dir / "stdout").read_text().strip() == f"prefix {fresh_venv}"
+    assert (captured.working_dir / "fwd").read_text() == awkward
+    # Not captured: Slurm's default here (--export=NONE) does not pass the venv on.
+    assert bare.status == "failed" and bare.exit_code == 127

@@ -82,11 +82,11 @@ def test_logs_before_a_unit_ran(jf, write_spec, tmp_path):
     (tmp_path / "later" / "go").touch()
 
 
-def test_backends(jf):
+def test_backends(jf, unimplemented_backend):
     result = jf("backends")
     assert result.code == 0
     assert re.search(r"local\s+.*yes", result.out)
-    assert re.search(r"dirac\s+.*no\s+.*not implemented yet", result.out)
+    assert re.search(rf"{unimplemented_backend}\s+.*no\s+.*not implemented yet", result.out)
     doc = json.loads(jf("backends", "--json").out)
     assert {"name": "local", "usable": True, "why_not": ""} in doc
     assert [d["name"] for d in doc][:7] == [

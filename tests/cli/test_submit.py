@@ -91,7 +91,7 @@ def test_resume_errors(jf, write_spec):
     assert both.code == 2 and "cannot be combined" in both.error_line
 
 
-def test_user_errors_are_one_line(jf, write_spec, tmp_path):
+def test_user_errors_are_one_line(jf, write_spec, tmp_path, unimplemented_backend):
     missing = jf("submit", tmp_path / "nope.toml")
     assert missing.code == 1 and "cannot read it" in missing.error_line
     broken = tmp_path / "broken.toml"
@@ -101,7 +101,7 @@ def test_user_errors_are_one_line(jf, write_spec, tmp_path):
     spec = write_spec("dup", "true")
     unknown = jf("submit", spec, "--backend", "nosuch")
     assert unknown.code == 1 and "unknown backend 'nosuch'" in unknown.error_line
-    later = jf("submit", spec, "--backend", "dirac")
+    later = jf("submit", spec, "--backend", unimplemented_backend)
     assert later.code == 1 and "not implemented yet" in later.error_line
     options = write_spec("opts", "true", backend='name = "local"\nmax_processes = 0')
     bad_options = jf("submit", options)
@@ -161,3 +161,37 @@ def test_replace_refuses_while_the_job_runs(jf, write_spec, tmp_path):
     assert conflict.code == 2 and "cannot be combined" in conflict.error_line
     gate.touch()
     wait_until(lambda: _status(jf, "busy")["status"] == "completed", what="busy to complete")
+
+
+def test_check_env_reports_problems_one_line_each_and_submits_nothing(jf, tmp_path, db):
+    spec = tmp_path / "env.toml"
+    spec.write_text(
+        'name = "envcheck"\ncmd = ["no-such-program-here"]\nsetup = ["false"]\n'
+        '[backend]\nname = "local"\n'
+    )
+    result = jf("submit", spec, "--check-env")
+    assert result.code == 1
+    lines = result.err.strip().splitlines()
+    assert lines == [
+        "error: environment: setup line 1 fails in a clean shell: false",
+        "error: environment: command 'no-such-program-here' is not found on the job's PATH "
+        "after the setup (an alias or shell function of your interactive shell does not "
+        "reach jobs)",
+    ]
+    assert not db.exists() or "envcheck" not in jf("list").out
+    dry = jf("submit", spec, "--dry-run")
+    assert dry.code == 1 and "setup line 1 fails" in dry.err
+
+
+def test_check_env_passes_a_captured_virtualenv(jf, tmp_path, fresh_venv, monkeypatch):
+    monkeypatch.setenv("VIRTUAL_ENV", str(fresh_venv))
+    spec = tmp_path / "venv.toml"
+    spec.write_text(
+        'name = "venvjob"\ncmd = ["jf-only-in-venv"]\n[environment]\ncapture = true\n'
+        '[backend]\nname = "local"\n'
+    )
+    result = jf("submit", spec, "--check-env", "--watch")
+    assert result.code == 0, result.err
+    assert jf("logs", "venvjob").out.strip() == f"prefix {fresh_venv}"
+    dry = jf("submit", spec, "--dry-run")
+    assert dry.code == 0 and "environment check: the setup runs" in dry.err

@@ -67,12 +67,14 @@ def test_failed_submission_keeps_what_was_recorded_and_resume_finishes(store, ma
     assert all(s.attempt == 1 for s in store.subjobs(store.get_job("half").id))
 
 
-def test_submit_rejects_unknown_backend_bad_options_and_duplicates(store, make_job):
+def test_submit_rejects_unknown_backend_bad_options_and_duplicates(
+    store, make_job, unimplemented_backend
+):
     fleet = Fleet(store)
     with pytest.raises(UnknownBackendError, match="unknown backend 'nope'"):
         fleet.submit_job(make_job("a", "true"), "nope")
     with pytest.raises(UnknownBackendError, match="not implemented yet"):
-        fleet.submit_job(make_job("b", "true"), "dirac")
+        fleet.submit_job(make_job("b", "true"), unimplemented_backend)
     with pytest.raises(BackendOptionsError, match="max_processes"):
         fleet.submit_job(make_job("c", "true"), "local", {"max_processes": 0})
     assert store.list_jobs() == []  # nothing stored for a rejected job
@@ -264,9 +266,10 @@ def test_job_status_is_the_lowest_present():
     assert job_status({}) == "init"
 
 
-def test_backend_listing_and_availability():
+def test_backend_listing_and_availability(unimplemented_backend):
     names = driver_names()
     assert names[:7] == ["local", "slurm", "htcondor", "lsf", "pbs", "sge", "dirac"]
     assert NAME in names
     assert driver_availability("local") == (True, "")
-    assert driver_availability("dirac") == (False, "not implemented yet")
+    assert driver_availability(unimplemented_backend) == (False, "not implemented yet")
+    assert unimplemented_backend in driver_names()

@@ -102,6 +102,7 @@ class Backend(ABC):
                 units.append(item)
         owners = {id(owner_of(u)): owner_of(u) for u in units}.values()
         for owner in owners:
+            self._apply_environment(owner)
             check_job(owner)
             self.check_job(owner)
         for owner in owners:
@@ -117,6 +118,13 @@ class Backend(ABC):
         for parent in parents:
             if parent.result is None:
                 parent.result = self._parent_result(parent)
+
+    def _apply_environment(self, job: Job) -> None:
+        """Backend-level ``forward_env`` / ``set_env``, captured now, into the job's setup."""
+        if self.backend_args.get("set_env"):
+            job.set_environment(self.backend_args["set_env"])
+        if self.backend_args.get("forward_env"):
+            job.forward_environment(self.backend_args["forward_env"])
 
     def check_job(self, job: Job) -> None:  # noqa: B027 -- optional hook, nothing to check here
         """Backend-specific checks of a job before anything is written (resources, options)."""

@@ -18,17 +18,15 @@ from types import FrameType
 from typing import Any
 
 from jobfleet.backends.base import Backend, JobLike, units_of
+from jobfleet.environment import process_environment
 from jobfleet.job import Job
 from jobfleet.status import JobStatus
 from jobfleet.workdir import STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT, read_exit_code
 
-__all__ = ["CLEAN_ENV_KEYS", "Local", "LocalResult"]
+__all__ = ["Local", "LocalResult"]
 
 log = logging.getLogger("jobfleet.backends.local")
 
-#: Variables a job keeps from the submitting environment when ``clean_env=True``.
-CLEAN_ENV_KEYS = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-_CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 _Event = tuple[str, Job, int | None, str]
 
@@ -55,10 +53,12 @@ class Local(Backend):
     """Run jobs as local processes, at most ``max_processes`` at a time.
 
     Each unit runs ``bash submit.sh`` in its own working directory and process
-    group, with stdout and stderr written to files there. By default a job gets
-    the environment of the submitting process; with ``clean_env=True`` it gets
-    only ``PATH=/usr/local/bin:/usr/bin:/bin`` and :data:`CLEAN_ENV_KEYS`, so
-    that its ``setup_cmds`` alone decide what else it sees.
+    group, with stdout and stderr written to files there. Like on every backend,
+    a job does not get the submitting process's environment by default: it gets
+    ``PATH=/usr/local/bin:/usr/bin:/bin`` and the identity and locale variables
+    (:data:`jobfleet.environment.CLEAN_ENV_KEYS`), plus what its ``setup_cmds``
+    add (see :meth:`Job.append_current_setup_cmds`). With ``inherit_env=True``
+    (argument or backend_args) it gets the whole submitting environment.
 
     Job statuses change when ``update_status()`` is called (on the job, or
     through :func:`~jobfleet.monitor.monitor_jobs`), in the caller's thread.
@@ -73,10 +73,12 @@ class Local(Backend):
         *,
         backend_args: Mapping[str, Any] | None = None,
         max_processes: int = 1,
-        clean_env: bool = False,
+        inherit_env: bool | None = None,
     ) -> None:
         super().__init__(backend_args=backend_args)
-        self.clean_env = clean_env
+        if inherit_env is None:
+            inherit_env = bool(self.backend_args.get("inherit_env", False))
+        self.inherit_env = inherit_env
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
         self._running: dict[Job, subprocess.Popen[bytes]] = {}
@@ -135,13 +137,6 @@ class Local(Backend):
             worker.join()
         self._workers = []
 
-    def _environment(self) -> dict[str, str] | None:
-        if not self.clean_env:
-            return None
-        env = {key: os.environ[key] for key in CLEAN_ENV_KEYS if key in os.environ}
-        env["PATH"] = _CLEAN_PATH
-        return env
-
     def _work(self) -> None:
         while (unit := self._queue.get()) is not None:
             try:
@@ -167,7 +162,7 @@ class Local(Backend):
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                env=self._environment(),
+                env=process_environment(self.inherit_env),
                 # Own process group: a terminal's Ctrl-C reaches us, and we pass it on.
                 start_new_session=True,
             )

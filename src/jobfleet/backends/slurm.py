@@ -172,7 +172,12 @@ class Slurm(BatchBackend):
     def submit_command(
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> list[str]:
-        argv = ["sbatch", "--parsable", f"--comment=jobfleet:{tag}"]
+        owner = array.owner if array is not None else unit
+        # Like every backend: the submitting environment only when asked for it
+        # (NONE gives the user's login environment on the node, plus SLURM_*).
+        inherit = owner is not None and self.job_backend_args(owner).get("inherit_env")
+        export = "ALL" if inherit else "NONE"
+        argv = ["sbatch", "--parsable", f"--comment=jobfleet:{tag}", f"--export={export}"]
         if array is not None:
             limit = self.backend_args.get("array_limit")
             spec = compress_indices(array.indices) + (f"%{int(limit)}" if limit else "")

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from jobfleet.cli.common import err_console, out_console, state_of
 from jobfleet.cli.watch import watch_jobs
+from jobfleet.environment import check_setup
 from jobfleet.fleet import RetryPolicy, get_driver
 from jobfleet.fleet.control import remove
 from jobfleet.fleet.driver import Driver, subjob_id_of
@@ -53,7 +54,16 @@ def _units(job: Job) -> list[Job]:
     metavar="JOB",
     help="Submit what an interrupted submission of stored job JOB left unsubmitted.",
 )
-@click.option("--dry-run", is_flag=True, help="Show subjobs and wrapper scripts; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Show subjobs and wrapper scripts and check the environment; write nothing.",
+)
+@click.option(
+    "--check-env",
+    is_flag=True,
+    help="Run the job's setup in a clean shell here first; submit nothing if it has problems.",
+)
 @click.option(
     "--replace",
     is_flag=True,
@@ -72,6 +82,7 @@ def submit(
     then_watch: bool,
     resume_ref: str | None,
     dry_run: bool,
+    check_env: bool,
     replace: bool,
     no_runner: bool,
 ) -> int:
@@ -87,7 +98,9 @@ def submit(
     job = spec.to_job()
     if dry_run:
         _dry_run(out_console(), job, get_driver(backend, options), backend)
-        return 0
+        return _report_environment(job, quiet_when_fine=False)
+    if check_env and _report_environment(job, quiet_when_fine=True):
+        return 1
     state = state_of(ctx)
     fleet = state.fleet
     if replace and any(r.name == spec.name for r in fleet.store.list_jobs()):
@@ -119,6 +132,17 @@ def submit(
         err.print(f"a background runner follows it; log: {job.working_dir / RUNNER_LOG}")
     err.print(f"follow it with: jobfleet watch {record.name}")
     return 0
+
+
+def _report_environment(job: Job, *, quiet_when_fine: bool) -> int:
+    """Pre-flight: the job's setup run here in a clean shell; one line per problem."""
+    problems = check_setup(job.setup_cmds, job.cmd, [p.name for p in job.input_sandbox_files])
+    err = err_console()
+    for problem in problems:
+        err.print(Text(f"error: environment: {problem}"))
+    if not problems and not quiet_when_fine:
+        err.print("environment check: the setup runs and the command resolves")
+    return 1 if problems else 0
 
 
 def _progress_bar() -> Progress:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import subprocess
 import time
@@ -28,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobfleet.environment import process_environment
 from jobfleet.fleet.driver import (
     CANCELLED,
     BackendOptionsError,
@@ -82,9 +82,7 @@ LOST_NO_EXIT_CODE = "lost: process ended without an exit code"
 _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
-_CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
-_CLEAN_ENV_KEYS = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR")
-_OPTIONS = ("max_processes", "clean_env")
+_OPTIONS = ("max_processes", "inherit_env")
 
 
 def _max_processes(options: Mapping[str, Any]) -> int:
@@ -97,11 +95,12 @@ def _max_processes(options: Mapping[str, Any]) -> int:
 
 
 class LocalDriver:
-    """Driver of backend ``local``; options ``max_processes`` (default 1) and ``clean_env``.
+    """Driver of backend ``local``; options ``max_processes`` (default 1) and ``inherit_env``.
 
     ``max_processes`` limits how many units of one job run at once (each job
-    keeps the value it was submitted with). ``clean_env=True`` runs units with
-    only ``PATH=/usr/local/bin:/usr/bin:/bin`` and a few identity variables.
+    keeps the value it was submitted with). Units run in a clean environment
+    (:func:`jobfleet.environment.clean_environment`) unless ``inherit_env=True``
+    passes them the runner's whole environment.
     """
 
     name = "local"
@@ -116,7 +115,7 @@ class LocalDriver:
                 f"(known: {', '.join(_OPTIONS)})"
             )
         self.max_processes = _max_processes(options)
-        self.clean_env = bool(options.get("clean_env", False))
+        self.inherit_env = bool(options.get("inherit_env", False))
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
         self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
@@ -281,7 +280,7 @@ class LocalDriver:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    env=self._environment(),
+                    env=process_environment(self.inherit_env),
                     start_new_session=True,  # survives the runner; killable as a group
                 )
         except OSError as err:
@@ -290,13 +289,6 @@ class LocalDriver:
         self._children[(rec.job_id, rec.subjob_id)] = proc
         log.info("%s: started (pid %d)", unit.name, proc.pid)
         return StatusUpdate(rec.job_id, rec.subjob_id, "running")
-
-    def _environment(self) -> dict[str, str] | None:
-        if not self.clean_env:
-            return None
-        env = {key: os.environ[key] for key in _CLEAN_ENV_KEYS if key in os.environ}
-        env["PATH"] = _CLEAN_PATH
-        return env
 
     # -- cancel ------------------------------------------------------------------------------
 
