@@ -11,6 +11,7 @@ from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, SpecError, rang
 from jobfleet.backends.batch import ArrayChunk, compress_indices
 from jobfleet.backends.slurm import (
     Slurm,
+    expand_array_id,
     format_walltime,
     parse_config,
     parse_exit_code,
@@ -234,3 +235,15 @@ def test_retry_scale_gives_a_timed_out_subjob_more_walltime(tmp_path: Path) -> N
     timed_out.status = "init"
     backend._finish(timed_out, None, "timeout")  # a second timeout doubles again
     assert timed_out.resource_scale == {"walltime": 4.0}
+
+
+def test_pending_task_ranges_are_expanded() -> None:
+    # The collapsed ids as squeue prints them without --array
+    # (see squeue_noarray_pending_running.out: 5_[8-9%2], 26_[2-20%2]).
+    assert expand_array_id("5_[8-9%2]") == ["5_8", "5_9"]
+    assert expand_array_id("123_[4-6,9]") == ["123_4", "123_5", "123_6", "123_9"]
+    assert expand_array_id("123_7") == ["123_7"]
+    line = "26_[2-20%2]|26|26|2-20%2|PD|PENDING|JobArrayTaskLimit|0"
+    states = OfflineSlurm().parse_status_output(line)
+    assert sorted(states, key=lambda i: int(i.split("_")[1])) == [f"26_{i}" for i in range(2, 21)]
+    assert {s.status for s in states.values()} == {JobStatus.submitted}

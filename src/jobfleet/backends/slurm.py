@@ -22,6 +22,7 @@ from jobfleet.templating import render
 __all__ = [
     "SLURM_STATES",
     "Slurm",
+    "expand_array_id",
     "format_walltime",
     "parse_config",
     "parse_exit_code",
@@ -89,6 +90,23 @@ def parse_exit_code(text: str) -> int | None:
     except ValueError:
         return None
     return 128 + signal_number if signal_number else number
+
+
+_PENDING_RANGE = re.compile(r"^(\d+)_\[([0-9,\-]+)(?:%\d+)?\]$")
+
+
+def expand_array_id(job_id: str) -> list[str]:
+    """``123_[4-6,9%2]`` (pending tasks, as squeue prints them without ``--array``) ->
+    ``["123_4", "123_5", "123_6", "123_9"]``; any other id is returned as it is."""
+    match = _PENDING_RANGE.match(job_id)
+    if not match:
+        return [job_id]
+    array, ranges = match.groups()
+    ids = []
+    for part in ranges.split(","):
+        first, _, last = part.partition("-")
+        ids += [f"{array}_{i}" for i in range(int(first), int(last or first) + 1)]
+    return ids
 
 
 def _state(word: str, exit_code: int | None) -> NativeState:
@@ -211,7 +229,9 @@ class Slurm(BatchBackend):
             if len(fields) < 8 or not fields[0]:
                 continue
             word = fields[5].split()[0] if fields[5].strip() else ""
-            states[fields[0]] = _state(word, parse_raw_wait_status(fields[7]))
+            state = _state(word, parse_raw_wait_status(fields[7]))
+            for native_id in expand_array_id(fields[0]):
+                states[native_id] = state
         return states
 
     def history_command(self, native_ids: Sequence[str]) -> list[str] | None:
