@@ -135,7 +135,7 @@ def test_default_path_used_when_none(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_open_creates_dirs_wal_and_current_schema(db: Path) -> None:
     with Store(db) as s:
-        assert s.schema_version == SCHEMA_VERSION == 2
+        assert s.schema_version == SCHEMA_VERSION == 3
         assert s.integrity_check() == "ok"
     assert db.exists()
     with raw(db) as conn:
@@ -473,7 +473,7 @@ def test_migration_from_version_1(db: Path) -> None:
     with raw(db) as conn:
         conn.executescript(V1_DDL)
     with Store(db) as s:
-        assert s.schema_version == 2
+        assert s.schema_version == SCHEMA_VERSION
         assert s.integrity_check() == "ok"
         job = s.get_job("old")
         assert (job.id, job.backend_options, job.description) == (
@@ -499,17 +499,38 @@ def test_migration_from_version_1(db: Path) -> None:
         assert s.acquire_lease("poll:slurm", "host:1", 10.0)
 
 
+def test_migration_from_version_2_moves_the_retry_policy_into_its_column(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with raw(db) as conn:
+        conn.executescript(V1_DDL)
+        conn.executescript(
+            """UPDATE jobs SET backend_options =
+                 '{"qos": "low", "__jobfleet_policy__": {"max_failed_fraction": 0.25}}';
+               INSERT INTO jobs VALUES (8, 'plain', 'local', '{}', '{"cmd": ["x"]}', 0, 2.0);"""
+        )
+    with Store(db) as s:
+        old, plain = s.get_job("old"), s.get_job("plain")
+        assert (old.backend_options, old.max_failed_fraction) == ({"qos": "low"}, 0.25)
+        assert (plain.backend_options, plain.max_failed_fraction) == ({}, 1.0)
+        new = s.add_job("new", description={}, backend="local", max_failed_fraction=0.5)
+        assert s.get_job("new") == new and new.max_failed_fraction == 0.5
+        with pytest.raises(ValueError, match="max_failed_fraction"):
+            s.add_job("bad", description={}, backend="local", max_failed_fraction=1.5)
+
+
 def test_failed_migration_step_rolls_back(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with Store(db):
         pass
-    bad = _schema.Migration(3, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL"))
+    bad = _schema.Migration(
+        SCHEMA_VERSION + 1, "broken", ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")
+    )
     monkeypatch.setattr(_schema, "MIGRATIONS", (*_schema.MIGRATIONS, bad))
-    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 3)
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="cannot open"):
         Store(db)
     monkeypatch.undo()
     with Store(db) as s, raw(db) as conn:
-        assert s.schema_version == 2
+        assert s.schema_version == SCHEMA_VERSION
         found = conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'")
         assert found.fetchone() is None
 

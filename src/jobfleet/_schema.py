@@ -72,7 +72,9 @@ SUBJOB_FIELDS = (
     "finished_at",
 )
 SUBJOB_COLS = ", ".join(SUBJOB_FIELDS)
-JOB_COLS = "id, name, backend, backend_options, description, max_retries, created_at"
+JOB_COLS = (
+    "id, name, backend, backend_options, description, max_retries, created_at, max_failed_fraction"
+)
 
 # Numbered parameters: ?3 (new status) is used several times per row.
 UPDATE_SQL = f"""
@@ -206,7 +208,23 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    3,
+    "retry policy column",
+    (
+        # max_failed_fraction used to travel inside backend_options under a reserved key.
+        "ALTER TABLE jobs ADD COLUMN max_failed_fraction REAL NOT NULL DEFAULT 1.0",
+        """
+        UPDATE jobs SET
+            max_failed_fraction = COALESCE(
+                json_extract(backend_options, '$.__jobfleet_policy__.max_failed_fraction'), 1.0),
+            backend_options = json_remove(backend_options, '$.__jobfleet_policy__')
+        WHERE json_extract(backend_options, '$.__jobfleet_policy__') IS NOT NULL
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -98,6 +98,8 @@ class JobRecord:
     description: dict[str, Any]
     max_retries: int
     created_at: float
+    #: Automatic retries stop once more than this fraction of the subjobs has failed.
+    max_failed_fraction: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,7 @@ def _job(row: Sequence[Any]) -> JobRecord:
         description=json.loads(row[4]),
         max_retries=row[5],
         created_at=row[6],
+        max_failed_fraction=row[7],
     )
 
 
@@ -265,6 +268,7 @@ class Store:
         backend_options: dict[str, Any] | None = None,
         subjob_ids: Iterable[int] = (WHOLE_JOB,),
         max_retries: int = 0,
+        max_failed_fraction: float = 1.0,
     ) -> JobRecord:
         """Store a new job and its subjobs, all in ``init`` at attempt 0.
 
@@ -276,6 +280,8 @@ class Store:
             raise ValueError(f"{self.path}: a job needs a non-empty name")
         if max_retries < 0:
             raise ValueError(f"{self.path}: job {name!r}: max_retries must be >= 0")
+        if not 0.0 <= max_failed_fraction <= 1.0:
+            raise ValueError(f"{self.path}: job {name!r}: max_failed_fraction must be in [0, 1]")
         if not ids:
             raise ValueError(f"{self.path}: job {name!r} has no subjobs")
         if ids != [WHOLE_JOB] and (len(set(ids)) != len(ids) or min(ids) < 0):
@@ -296,8 +302,16 @@ class Store:
                 raise DuplicateJobError(f"{self.path}: a job named {name!r} already exists")
             cur = conn.execute(
                 "INSERT INTO jobs (name, backend, backend_options, description, max_retries,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, backend, options_text, description_text, max_retries, created),
+                " created_at, max_failed_fraction) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    backend,
+                    options_text,
+                    description_text,
+                    max_retries,
+                    created,
+                    max_failed_fraction,
+                ),
             )
             job_id = cur.lastrowid
             assert job_id is not None
@@ -306,7 +320,16 @@ class Store:
                 ((job_id, sid) for sid in ids),
             )
         log.info("%s: added job %r (id %d, %d subjobs)", self.path, name, job_id, len(ids))
-        row = (job_id, name, backend, options_text, description_text, max_retries, created)
+        row = (
+            job_id,
+            name,
+            backend,
+            options_text,
+            description_text,
+            max_retries,
+            created,
+            max_failed_fraction,
+        )
         return _job(row)  # round-tripped through JSON, exactly as get_job would return it
 
     def get_job(self, ref: str | int) -> JobRecord:

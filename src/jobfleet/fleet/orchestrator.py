@@ -30,7 +30,7 @@ from jobfleet.fleet.driver import (
     needs_runner,
     unit_of,
 )
-from jobfleet.fleet.policy import RetryPolicy, driver_options, policy_of, stored_options
+from jobfleet.fleet.policy import RetryPolicy, policy_of
 from jobfleet.fleet.progress import JobProgress, plan_retries
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
 from jobfleet.job import Job
@@ -108,7 +108,7 @@ class Fleet:
 
     def driver_for(self, record: JobRecord) -> Driver:
         """A driver built from the options ``record`` was submitted with."""
-        return get_driver(record.backend, driver_options(record))
+        return get_driver(record.backend, record.backend_options)
 
     def _poll_driver(self, backend: str) -> Driver:
         # One long-lived driver per backend: the local one keeps its child processes.
@@ -200,9 +200,10 @@ class Fleet:
             job.name,
             description=job.job_dict,
             backend=backend_name,
-            backend_options=stored_options(options, policy),
+            backend_options=dict(options),
             subjob_ids=ids,
             max_retries=policy.max_retries,
+            max_failed_fraction=policy.max_failed_fraction,
         )
         self._records[record.id] = record
         self.hand_over(record, job, None, progress)
