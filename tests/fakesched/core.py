@@ -7,7 +7,7 @@ environment, so the backends are tested against this fake. It has three parts:
   ``config.json`` (the misbehaviour switches), both read and written only under
   an ``fcntl`` lock on ``lock``, so the daemon and any number of command shims
   can use them at once.
-* **The daemon** (:func:`run_daemon`, started by the ``fake_scheduler`` fixture
+* **The daemon** (:func:`fakesched.daemon.run_daemon`, started by the ``fake_scheduler`` fixture
   as ``python -m fakesched daemon STATE_DIR``) moves queued jobs to running
   after ``queue_delay`` seconds, runs at most ``max_running`` at a time, each as
   a real process in its own process group (``argv`` in ``cwd`` with exactly
@@ -71,7 +71,8 @@ Using it in tests
 assigned to a module-level name gives a fixture that starts the daemon in a
 temporary state directory, puts the shims first on ``PATH`` and yields a
 :class:`~fakesched.fixture.FakeHandle` (all the verbs above, plus
-``configure(**switches)``, ``calls()``, ``lose(id)``, ``run(command, *args)``);
+``configure(**switches)``, ``calls()``, ``failures()``, ``lose(id)``,
+``run(command, *args)``);
 the daemon and every job process are gone when the test ends. :func:`invoke`
 runs a personality's command in-process, for unit tests of a personality.
 ``fakesched/minimal.py`` is the smallest complete personality.
@@ -89,7 +90,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -109,7 +109,6 @@ __all__ = [
     "job_environment",
     "load_personality",
     "main",
-    "run_daemon",
 ]
 
 QUEUED, HELD, RUNNING, FINISHED = "queued", "held", "running", "finished"
@@ -209,6 +208,7 @@ class _State:
     jobs: dict[str, FakeJob]
     calls: dict[str, int]
     streaks: dict[str, int]
+    failures: dict[str, int]
     config: Config
 
 
@@ -259,9 +259,10 @@ class FakeScheduler:
         try:
             data = json.loads((self.state_dir / "state.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            data = {"next_number": config.first_number, "jobs": {}, "calls": {}, "streaks": {}}
+            data = {"next_number": config.first_number, "jobs": {}}
         jobs = {jid: FakeJob.from_dict(rec) for jid, rec in data["jobs"].items()}
-        return _State(data["next_number"], jobs, data["calls"], data["streaks"], config)
+        counters = [data.get(name, {}) for name in ("calls", "streaks", "failures")]
+        return _State(data["next_number"], jobs, *counters, config)
 
     @staticmethod
     def _dump(state: _State) -> tuple[str, str]:
@@ -270,6 +271,7 @@ class FakeScheduler:
             "jobs": {jid: job.to_dict() for jid, job in state.jobs.items()},
             "calls": state.calls,
             "streaks": state.streaks,
+            "failures": state.failures,
         }
         return json.dumps(data, indent=1), json.dumps(dataclasses.asdict(state.config), indent=1)
 
@@ -291,6 +293,11 @@ class FakeScheduler:
         """How often each command was called through the shims."""
         with self._transaction() as state:
             return dict(state.calls)
+
+    def failures(self) -> dict[str, int]:
+        """How often each command failed on purpose (``fail_rate``)."""
+        with self._transaction() as state:
+            return dict(state.failures)
 
     # -- verbs -----------------------------------------------------------------------------------
 
@@ -398,104 +405,13 @@ class FakeScheduler:
             streak = state.streaks.get(command, 0)
             fails = fails and streak < cfg.max_consecutive_failures
             state.streaks[command] = streak + 1 if fails else 0
+            state.failures[command] = state.failures.get(command, 0) + int(fails)
             return fails
 
 
 def _forget_finished(state: _State) -> None:
     for jid in [jid for jid, job in state.jobs.items() if not job.active]:
         del state.jobs[jid]
-
-
-# -- the daemon ------------------------------------------------------------------------------------
-
-
-def _start(job: FakeJob, hold_on_failure: bool) -> subprocess.Popen[bytes] | None:
-    def sink(path: str | None, mode: str) -> Any:
-        return open(path or os.devnull, mode)
-
-    try:
-        with (
-            sink(job.stdin, "rb") as stdin,
-            sink(job.stdout, "wb") as out,
-            out if job.stderr and job.stderr == job.stdout else sink(job.stderr, "wb") as err,
-        ):
-            proc = subprocess.Popen(
-                job.argv, cwd=job.cwd, env=job.env, stdin=stdin, stdout=out, stderr=err,
-                start_new_session=True, close_fds=True,
-            )  # fmt: skip
-    except OSError as exc:
-        error = f"{exc.strerror or exc}: {exc.filename or job.argv[0]}"
-        if hold_on_failure:
-            job.state, job.hold_reason = HELD, error
-        else:
-            job.state, job.end_time, job.error = FINISHED, time.time(), error
-        return None
-    job.state, job.pid, job.start_time = RUNNING, proc.pid, time.time()
-    return proc
-
-
-def _kill(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-def _tick(state: _State, procs: dict[str, subprocess.Popen[bytes]]) -> None:
-    cfg, now = state.config, time.time()
-    for jid, proc in list(procs.items()):
-        job = state.jobs.get(jid)
-        if job is None or job.state != RUNNING:  # lost (or forgotten): only reap it
-            if proc.poll() is not None:
-                del procs[jid]
-            continue
-        if jid in cfg.lose_ids or (cfg.lose > 0 and not job.cancelled):
-            _kill(proc.pid, signal.SIGKILL)
-            del state.jobs[jid]
-            if jid in cfg.lose_ids:
-                cfg.lose_ids = [i for i in cfg.lose_ids if i != jid]
-            else:
-                cfg.lose -= 1
-            continue
-        code = proc.poll()
-        if code is None:
-            if job.cancelled and job.cancel_time and now - job.cancel_time > cfg.kill_grace:
-                _kill(proc.pid, signal.SIGKILL)
-            continue
-        del procs[jid]
-        job.state, job.end_time = FINISHED, now
-        job.exit_code, job.signal = (code, None) if code >= 0 else (None, -code)
-    cfg.lose_ids = [i for i in cfg.lose_ids if i in state.jobs]
-    if cfg.forget_finished:
-        _forget_finished(state)
-    running = sum(1 for job in state.jobs.values() if job.state == RUNNING)
-    for job in list(state.jobs.values()):
-        if running >= cfg.max_running:
-            break
-        if job.state == QUEUED and now - job.queued_since >= cfg.queue_delay:
-            proc = _start(job, cfg.start_failure_holds)
-            if proc is not None:
-                procs[job.id] = proc
-                running += 1
-
-
-def run_daemon(state_dir: str | os.PathLike[str]) -> int:
-    """Run queued jobs until SIGTERM/SIGINT; then kill what still runs and exit."""
-    fake = FakeScheduler(state_dir)
-    stop: list[int] = []
-    signal.signal(signal.SIGTERM, lambda sig, _frame: stop.append(sig))
-    signal.signal(signal.SIGINT, lambda sig, _frame: stop.append(sig))
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    (fake.state_dir / "daemon.pid").write_text(f"{os.getpid()}\n")
-    tick, parent = 0.02, os.getppid()
-    while not stop and os.getppid() == parent:  # never outlive the test run that started it
-        with fake._transaction() as state:
-            _tick(state, procs)
-            tick = state.config.tick
-        time.sleep(tick)
-    for proc in procs.values():
-        _kill(proc.pid, signal.SIGKILL)
-    for proc in procs.values():
-        proc.wait()
-    return 0
 
 
 # -- commands --------------------------------------------------------------------------------------
@@ -542,6 +458,8 @@ def invoke(
 def main(argv: Sequence[str]) -> int:
     """``daemon STATE_DIR`` or ``PERSONALITY COMMAND ARGS...`` (state dir in $FAKESCHED_STATE)."""
     if len(argv) == 2 and argv[0] == "daemon":
+        from fakesched.daemon import run_daemon
+
         return run_daemon(argv[1])
     if len(argv) < 2:
         print(

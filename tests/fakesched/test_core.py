@@ -141,6 +141,7 @@ def test_fail_rate_is_seeded_and_never_fails_too_often_in_a_row(tmp_path: Path) 
     assert [invoke(fs, "minimal", "fq", [])[0] for _ in range(30)] != runs[0]
     assert invoke(fs, "minimal", "fdel", [])[2] in ("", "fdel: server busy, try again later\n")
     assert fs.calls() == {"fq": 60, "fdel": 1}
+    assert FakeScheduler(tmp_path / "a").failures() == {"fq": runs[0].count(75)}
 
 
 def test_transient_failure_through_the_shim(fake: FakeHandle) -> None:
