@@ -176,7 +176,7 @@ def _parse_context(stdout: str, tag: str) -> str | None:
         key, _, value = line.partition(":")
         if key.strip() == "job_number":
             job = value.strip()
-        elif key.strip() == "context" and f"jobfleet={tag}" in value.split(","):
+        elif key.strip() == "context" and f"jobfleet={tag}" in value.replace(" ", "").split(","):
             return job
     return None
 
