@@ -204,7 +204,7 @@ def test_parametric_jdl_matches_golden(tmp_path: Path) -> None:
         extra_directives=["Priority = 3"],
     )  # fmt: skip
     for sub in job.subjobs.values():
-        sub.input_files = [f"LFN:///belle/user/scan/in{sub.id}.root"]
+        sub.input_files = [f"LFN:/belle/user/scan/in{sub.id}.root"]
     job.subjobs[2].input_files = []  # a subjob without grid inputs gets an empty list
     text = Dirac().render_array_script(ArrayChunk(job, tuple(job.subjobs.values()), 0))
     check_golden("dirac_parametric.jdl", text.replace(str(tmp_path), "/TMP"))
@@ -214,7 +214,7 @@ def test_single_jdl_matches_golden(tmp_path: Path) -> None:
     job = Job("single job; $(rm -rf /)")
     job.working_dir = tmp_path / "single"
     job.cmd = ["echo", "a b"]
-    job.input_files = ["LFN:///belle/data/run1.root", "LFN:///belle/data/run2.root"]
+    job.input_files = ["LFN:/belle/data/run1.root", "lfn:/belle/data/run2.root"]
     job.backend_args = {"cpu_time": 86400, "job_name": "my job"}
     jdl = Dirac().submission_file(job)
     assert jdl == job.working_dir / "dirac_job.jdl"
@@ -225,7 +225,7 @@ def test_bundle_holds_each_units_own_files(tmp_path: Path) -> None:
     job = _scan(tmp_path, 2)
     data = tmp_path / "f.txt"
     data.write_text("x")
-    job.subjobs[1].input_files = [str(data), "LFN:///vo/a.root", "root://eos//b.root"]
+    job.subjobs[1].input_files = [str(data), "LFN:/vo/a.root", "root://eos//b.root"]
     backend = Dirac()
     chunk = ArrayChunk(job, tuple(job.subjobs.values()), 0)
     for unit in chunk.units:
@@ -264,7 +264,7 @@ def test_what_a_jdl_cannot_hold_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cpu_time"):
         backend.check_job(job)
     job = _scan(tmp_path, 2)
-    job.subjobs[0].input_files = ["LFN:///vo//double.root"]
+    job.subjobs[0].input_files = ["LFN:/vo//double.root"]
     with pytest.raises(SpecError, match="input_files"):
         backend.check_job(job)
     with pytest.raises(ValueError, match="max_parametric_jobs"):
