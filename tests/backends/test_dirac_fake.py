@@ -8,6 +8,8 @@ copies it out: a job that only worked in its submit-side directory fails here.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -250,7 +252,7 @@ def test_driver_is_available_with_a_proxy(dirac: FakeHandle) -> None:
     assert not usable and why.startswith("no valid DIRAC proxy")
 
 
-@pytest.mark.parametrize("pattern", ["*.txt", "res/**"])
+@pytest.mark.parametrize("pattern", ["*.txt", "res/**", "*"])
 def test_outputs_keep_their_paths(dirac: FakeHandle, tmp_path: Path, pattern: str) -> None:
     job = _job(tmp_path, "paths")
     job.cmd = ["bash", "-c", "mkdir -p res/a && echo 1 > res/a/x.txt && echo 2 > top.txt"]
@@ -260,7 +262,9 @@ def test_outputs_keep_their_paths(dirac: FakeHandle, tmp_path: Path, pattern: st
     _poll_to_the_end(backend, job)
     assert job.status == "completed"
     found = sorted(str(p.relative_to(job.output_dir)) for p in job.output_dir.rglob("*.txt"))
-    assert found == (["top.txt"] if pattern == "*.txt" else ["res/a/x.txt"])
+    assert found == (["top.txt"] if pattern == "*.txt" else ["res/a/x.txt", "top.txt"]
+                     if pattern == "*" else ["res/a/x.txt"])  # fmt: skip
+    assert not list(job.output_dir.glob(".dirac-output*"))  # the download area is never an output
 
 
 def test_golden_jdl_as_dirac_expands_it() -> None:
@@ -277,3 +281,44 @@ def test_golden_jdl_as_dirac_expands_it() -> None:
     assert all("%" not in value for job in jobs for value in job.values())
     with pytest.raises(JDLError, match="exceeds the limit of 2"):
         expand_parametric(read_jdl(golden.read_text()), limit=2)
+
+
+SPEC = """
+name = "grid"
+cmd = ["bash", "-c", "m={marks}/$1; [ -e $m ] || {{ touch $m; exit 3; }}; echo $1 > res.txt", "x"]
+output_patterns = ["res.txt"]
+working_dir = "work/grid"
+max_retries = 1
+max_failed_fraction = 1.0
+[split]
+arguments = {{ range = [0, 6] }}
+[resources]
+walltime = "01:00:00"
+[backend]
+name = "dirac"
+poll_interval = 0.2
+tags = ["8GBMemory"]
+"""
+
+
+def test_command_line_with_retries(dirac: FakeHandle, tmp_path: Path) -> None:
+    """Every subjob fails once; the retries go out as ONE parametric job of all six."""
+    (tmp_path / "marks").mkdir()
+    (tmp_path / "grid.toml").write_text(SPEC.format(marks=tmp_path / "marks"))
+    env = {**os.environ, "JOBFLEET_DB": str(tmp_path / "store.db")}
+
+    def jobfleet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "jobfleet.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    submitted = jobfleet("submit", str(tmp_path / "grid.toml"))
+    assert submitted.returncode == 0, submitted.stderr
+    watched = jobfleet("watch", "grid", "--interval", "0.2", "--quiet")
+    assert watched.returncode == 0, watched.stderr
+    doc = json.loads(jobfleet("status", "grid", "--json").stdout)
+    assert doc["status"] == "completed" and doc["counts"] == {"completed": 6}
+    for i in range(6):
+        assert (tmp_path / "work/grid/output" / str(i) / "res.txt").read_text() == f"{i}\n"
+    submissions = sorted({j.number for j in dirac.jobs()})
+    assert dirac.calls()["dirac-wms-job-submit"] == len(submissions) == 2
+    assert all(j.attrs["JobName"].startswith("grid_") for j in dirac.jobs())

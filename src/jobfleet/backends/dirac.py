@@ -318,31 +318,16 @@ class Dirac(BatchBackend):
 
     def poll(self, *, force: bool = False) -> list[Job]:
         """One status query, then one output-sandbox download per job for the units that ended."""
+        self._pending = {}
         changed = super().poll(force=force)
         pending, self._pending = self._pending, {}
         by_owner: dict[int, list[tuple[str, Job, NativeState]]] = {}
         for nid, (unit, state) in pending.items():
             by_owner.setdefault(id(owner_of(unit)), []).append((nid, unit, state))
         for group in by_owner.values():
-            changed.extend(self._retrieve(group))
-        return changed
-
-    def _retrieve(self, group: list[tuple[str, Job, NativeState]]) -> list[Job]:
-        owner = owner_of(group[0][1])
-        staging = Path(tempfile.mkdtemp(prefix=".dirac-output-", dir=owner.working_dir))
-        errors: dict[str, str] = {}
-        try:
-            argv = ["dirac-wms-job-get-output", "-D", str(staging), *(g[0] for g in group)]
-            try:
-                errors = parse_get_output(self.run(argv, ok_codes=(0, 2), cwd=staging).stdout)
-            except CommandError as err:
-                errors = {nid: str(err) for nid, _, _ in group}
-            changed = []
+            errors = self._download(owner_of(group[0][1]), {nid: u for nid, u, _ in group})
             for nid, unit, state in group:
-                got = staging / nid
-                if got.is_dir():
-                    self._place(got, unit.working_dir)
-                elif self._retry_later(nid, unit, state, errors.get(nid, "not retrieved")):
+                if nid in errors and self._retry_later(nid, unit, state, errors[nid]):
                     continue
                 self._fetched.add(nid)
                 before = unit.status
@@ -353,7 +338,26 @@ class Dirac(BatchBackend):
                     self._active.pop(nid, None)
                     self._fetched.discard(nid)
                     self._fetch_failures.pop(nid, None)
-            return changed
+        return changed
+
+    def _download(self, owner: Job, units: Mapping[str, Job]) -> dict[str, str]:
+        """Fetch these units' output sandboxes into their working directories (one command);
+        returns why each one that did not arrive is missing."""
+        # A fresh directory: the command skips ids that already exist where it writes.
+        staging = Path(tempfile.mkdtemp(prefix=".dirac-output-", dir=owner.working_dir))
+        try:
+            argv = ["dirac-wms-job-get-output", "-D", str(staging), *units]
+            try:
+                said = parse_get_output(self.run(argv, ok_codes=(0, 2), cwd=staging).stdout)
+            except CommandError as err:
+                said = dict.fromkeys(units, str(err))
+            errors = {}
+            for nid, unit in units.items():
+                if (staging / nid).is_dir():
+                    self._place(staging / nid, unit.working_dir)
+                else:
+                    errors[nid] = said.get(nid, "not retrieved")
+            return errors
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
