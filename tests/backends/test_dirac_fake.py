@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -229,20 +230,21 @@ def test_wall_clock_limit_is_a_timeout(dirac: FakeHandle, tmp_path: Path) -> Non
 
 def test_missing_output_sandbox_fails_after_retries(dirac: FakeHandle, tmp_path: Path) -> None:
     job = _job(tmp_path, "nosandbox")
+    job.cmd = ["bash", "-c", 'exit "$1"', "x"]
+    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, 4))
     backend = Dirac(backend_args={"output_retrieval_attempts": 2})
     backend.submit(job)
     wait_until(lambda: all(not j.active for j in dirac.jobs()), timeout=20)
     for sandbox in (dirac.state_dir / "dirac" / "output").iterdir():
-        for entry in sandbox.iterdir():
-            entry.unlink()
-        sandbox.rmdir()  # the sandbox store lost it
+        shutil.rmtree(sandbox)  # the sandbox store lost them all
     backend.poll(force=True)
-    assert job.status == "submitted"  # Done, but its sandbox may come: try again
+    done, failed = job.subjobs[0], job.subjobs[3]
+    assert done.status == "submitted"  # Done, but its sandbox may still come: try again
+    assert (failed.status, failed.exit_code) == ("failed", None)
+    assert failed.reason == "Application Finished With Errors"  # no exit code to tell more
     backend.poll(force=True)
-    assert job.status == "failed"
-    assert job.reason is not None and job.reason.startswith(
-        "output sandbox not retrieved: No Output sandbox found for job"
-    )
+    assert done.status == "failed" and done.reason is not None
+    assert done.reason.startswith("output sandbox not retrieved: No Output sandbox found for job")
 
 
 def test_driver_is_available_with_a_proxy(dirac: FakeHandle) -> None:

@@ -279,3 +279,17 @@ def test_chunks_count_subjobs_not_index_ranges(tmp_path: Path) -> None:
     narrow = Dirac(backend_args={"max_parametric_jobs": 20})
     chunks = narrow._chunks(job, list(job.subjobs.values()))
     assert [len(c.units) for c in chunks] == [20] * 15
+
+
+def test_resources_without_a_jdl_attribute_are_ignored_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = _scan(tmp_path, 2, memory="2GB", queue="long", cores=2)
+    backend = Dirac()
+    backend.check_job(job)
+    warned = [r.getMessage() for r in caplog.records if r.name == "jobfleet.backends.dirac"]
+    assert warned == [
+        "scan: memory_mb has no DIRAC JDL attribute; ignored",
+        "scan: queue has no DIRAC JDL attribute; ignored",
+    ]
+    assert backend.attributes(job) == ["NumberOfProcessors = 2;"]

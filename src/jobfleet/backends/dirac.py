@@ -73,6 +73,7 @@ OUTPUTS_TAR = "jobfleet-outputs.tar"
 INPUTS_DIR = "jobfleet-inputs"
 _RESERVED = {DISPATCHER, OUTPUTS_TAR, INPUTS_DIR, SUBMIT_SCRIPT, INPUT_DATA_FILE,
              EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE}  # fmt: skip
+_BUNDLE = re.compile(r"dirac_.*\.(jdl|tar\.gz)$")
 _S, _R, _F, _C = JobStatus.submitted, JobStatus.running, JobStatus.failed, JobStatus.completed
 
 
@@ -118,7 +119,6 @@ class Dirac(BatchBackend):
         r"Try later|timed out|temporarily|try again",
         re.I,
     )
-    default_sleep_between_submission_checks: ClassVar[float] = 30.0
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)
@@ -138,10 +138,14 @@ class Dirac(BatchBackend):
 
     def check_job(self, job: Job) -> None:
         self.attributes(job)
+        res = self.resources_for(job)
+        for field in ("memory_mb", "queue", "account", "gpus", "nodes"):
+            if getattr(res, field):
+                log.warning("%s: %s has no DIRAC JDL attribute; ignored", job.name, field)
         names: set[str] = set()
         for entry in job.input_sandbox_files:
             jdl_string(str(entry), "input_sandbox_files")
-            if entry.name in _RESERVED or entry.name in names:
+            if entry.name in _RESERVED or _BUNDLE.match(entry.name) or entry.name in names:
                 raise SpecError(
                     f"{job!r}: field 'input_sandbox_files': DIRAC keeps only base names, and "
                     f"{entry.name!r} is reserved or used twice"
@@ -160,9 +164,6 @@ class Dirac(BatchBackend):
         """JDL lines for the job's resources and DIRAC options (validated)."""
         args = self.job_backend_args(job)
         res = self.resources_for(job, array=array)
-        for field in ("memory_mb", "queue", "account", "gpus", "nodes"):
-            if getattr(res, field):
-                log.warning("%s: %s has no DIRAC JDL attribute; ignored", job.name, field)
         lines = []
         cpu_time = args.get("cpu_time", res.walltime_s)
         if cpu_time is not None:
