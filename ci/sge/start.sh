@@ -16,13 +16,14 @@
 # dominates); packages present, daemons stopped ~4 s; everything running (no-op) ~1 s.
 #
 # Environment knobs (all optional):
-#   JOBFLEET_SGE_SLOTS=8        slots of all.q (jobs running at once)
+#   JOBFLEET_SGE_SLOTS=32       slots of all.q (jobs running at once; more than the cores:
+#                               test jobs are short)
 #   JOBFLEET_SGE_GPUS=0         value of the "gpu" consumable on this host
 #   JOBFLEET_SGE_INTERVAL=0:0:1 scheduler interval (SGE's default is 0:0:15)
 #   JOBFLEET_SGE_TIMEOUT=90     seconds to wait for the probe job to run
 set -euo pipefail
 
-SLOTS=${JOBFLEET_SGE_SLOTS:-8}
+SLOTS=${JOBFLEET_SGE_SLOTS:-32}
 GPUS=${JOBFLEET_SGE_GPUS:-0}
 INTERVAL=${JOBFLEET_SGE_INTERVAL:-0:0:1}
 TIMEOUT=${JOBFLEET_SGE_TIMEOUT:-90}

@@ -2,7 +2,7 @@
 
 Start the cell with ``ci/sge/start.sh`` (as root). Outside CI a missing cell skips the
 tests with a one-line reason; with ``CI=true`` and ``JOBFLEET_SGE=1`` it fails them.
-Import the fixture into a test module (``from sge_fixture import sge_cell``).
+Import the fixture into a test module (``from backends.sge_fixture import sge_cell``).
 """
 
 from __future__ import annotations

@@ -257,3 +257,14 @@ def test_resources_that_grid_engine_cannot_express_are_refused(tmp_path: Path) -
     job.backend_args = {"cores": 2}
     with pytest.raises(SpecError, match="parallel_environment"):
         OfflineGE(backend_args={"parallel_environment": "smp; rm"}).check_job(job)
+
+
+def test_qsub_refusal_reports_the_reason_not_exiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import jobfleet.backends.batch as batch
+
+    def fake_run(argv: list[str], **kwargs: object) -> CommandResult:
+        raise CommandError(argv, 1, "", sample("qsub_error_unknown_queue.err"))
+
+    monkeypatch.setattr(batch, "run_command", fake_run)
+    with pytest.raises(CommandError, match='unknown queue "nosuch"$'):
+        OfflineGE().run(["qsub", "-terse", "x.sh"])

@@ -359,6 +359,12 @@ class GridEngine(BatchBackend):
         try:
             return super().run(argv, **kwargs)
         except CommandError as err:
+            if argv[:1] == ["qsub"] and err.stderr.rstrip().endswith("Exiting."):
+                # the reason is the line before qsub's closing "Exiting."
+                said = err.stderr.rstrip().removesuffix("Exiting.")
+                raise CommandError(
+                    argv, err.returncode, err.stdout, said, transient=err.transient
+                ) from err
             lines = [ln.strip() for ln in (err.stdout + err.stderr).splitlines() if ln.strip()]
             if (
                 argv[:1] == ["qdel"]

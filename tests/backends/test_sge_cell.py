@@ -1,0 +1,195 @@
+"""The Grid Engine backend against the real single-host cell started by ci/sge/start.sh.
+
+Skipped with a reason when no cell answers (failed instead in CI with JOBFLEET_SGE=1).
+The cell schedules every second and has 8 slots, so jobs are short and few.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backends.sge_fixture import sge_cell  # noqa: F401  (the session fixture)
+from helpers import wait_until
+from jobfleet import (
+    ArgumentsGenerator,
+    ArgumentsSplitter,
+    BackendError,
+    Job,
+    monitor_jobs,
+    range_arguments,
+)
+from jobfleet.backends.sge import GridEngine
+from jobfleet.commands import command_calls
+from jobfleet.workdir import EXIT_CODE_FILE
+
+pytestmark = [pytest.mark.sge, pytest.mark.usefixtures("sge_cell")]
+
+FAST = {"min_poll_interval": 0.2, "exit_code_grace": 60}
+
+
+def _calls(before: dict[str, int], name: str) -> int:
+    return command_calls().get(name, 0) - before.get(name, 0)
+
+
+def _scan(root: Path, name: str, cmd: list[str], n: int, **backend_args: object) -> Job:
+    job = Job(name)
+    job.working_dir = root / name
+    job.cmd = cmd
+    job.backend_args = dict(backend_args)
+    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
+    return job
+
+
+def _slots() -> int:
+    """Slots of all.q on this host ("resv/used/tot." column of qstat -f)."""
+    shown = subprocess.run(["qstat", "-f", "-q", "all.q"], capture_output=True, text=True)
+    line = next(ln for ln in shown.stdout.splitlines() if ln.startswith("all.q@"))
+    return int(line.split()[2].split("/")[-1])
+
+
+def _qstat_j(native_id: str) -> str:
+    return subprocess.run(
+        ["qstat", "-j", native_id.split(".")[0]], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
+    tmp_path: Path, data_files: object
+) -> None:
+    files = data_files(100)  # type: ignore[operator]
+    job = Job("files")
+    job.working_dir = tmp_path / "files"
+    job.output_dir = tmp_path / "out"
+    job.cmd = ["bash", "-c", "cat __BACKEND_INPUT_FILES__.json > seen.json"]
+    job.output_patterns = ["seen.json"]
+    job.input_files = [str(f) for f in files]
+    job.max_files_per_subjob = 2
+    backend = GridEngine(backend_args={"min_poll_interval": 0})
+    before = command_calls()
+    backend.submit(job)
+    assert len(job.subjobs) == 50 and _calls(before, "qsub") == 1
+    array = {s.native_id.split(".")[0] for s in job.subjobs.values()}  # type: ignore[union-attr]
+    assert len(array) == 1
+    while not job.ready():
+        before = command_calls()
+        backend.poll(force=True)
+        assert _calls(before, "qstat") == 1 and _calls(before, "qacct") <= 1
+        time.sleep(0.2)
+    assert job.status_counts() == {"completed": 50}
+    for i in job.subjobs:
+        seen = json.loads((tmp_path / "out" / str(i) / "seen.json").read_text())
+        assert seen == [str(files[2 * i]), str(files[2 * i + 1])]
+
+
+def test_hostile_arguments_exit_codes_and_outputs(tmp_path: Path) -> None:
+    hostile = ["a b", "$HOME", "`touch pwned`", "it's", "line\nbreak"]
+    printer = tmp_path / "printargs.py"
+    printer.write_text("import json, sys\njson.dump(sys.argv[1:], open('args.json', 'w'))\n")
+    script = f'{sys.executable} {printer} "$@"; echo "out ${{@: -2:1}}"; exit "${{@: -1}}"'
+    job = Job("codes")
+    job.working_dir = tmp_path / "codes"
+    job.cmd = ["bash", "-c", script, "codes"]
+    job.backend_args = {"cores": 1, "memory": "200MB"}
+    for i in range(4):
+        job.create_subjob(i, args=[*hostile, f"task{i}", str(i)])
+    backend = GridEngine(backend_args=FAST)
+    before = command_calls()
+    backend.submit(job)
+    assert _calls(before, "qsub") == 1
+    assert monitor_jobs([job], heartbeat=0.3) == 1
+    for i in range(4):
+        sub = job.subjobs[i]
+        assert sub.native_id is not None and sub.native_id.endswith(f".{i + 1}")
+        assert (sub.working_dir / "stdout").read_text() == f"out task{i}\n"
+        assert json.loads((sub.working_dir / "args.json").read_text()) == [
+            *hostile, f"task{i}", str(i),
+        ]  # fmt: skip
+        assert sub.status == ("completed" if i == 0 else "failed")
+        assert sub.exit_code == i and sub.reason == (None if i == 0 else f"exit code {i}")
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_walltime_limit_is_a_timeout(tmp_path: Path) -> None:
+    job = Job("hrt")
+    job.working_dir = tmp_path / "hrt"
+    job.cmd = ["sleep", "60"]
+    job.backend_args = {"walltime": 3}
+    backend = GridEngine(backend_args=FAST)
+    backend.submit(job)
+    wait_until(lambda: job.update_status().is_final, timeout=60, step=0.5)
+    # h_rt kills with SIGKILL: no exit code file; qacct says failed 37 and the job used 3 s+
+    assert (job.status, job.exit_code, job.reason) == ("failed", 137, "timeout")
+    assert not (job.working_dir / EXIT_CODE_FILE).exists()
+
+
+def test_cancel_running_and_queued(tmp_path: Path) -> None:
+    job = _scan(tmp_path, "cancel", ["sleep", "300"], _slots() + 2)  # two stay queued
+    backend = GridEngine(backend_args=FAST)
+    backend.submit(job)
+    wait_until(lambda: job.update_status() and job.subjobs[0].status == "running", timeout=60)
+    before = command_calls()
+    backend.cancel(job)
+    assert _calls(before, "qdel") == 1
+    assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
+    array = str(job.subjobs[0].native_id).split(".")[0]
+
+    def gone() -> bool:
+        listed = subprocess.run(["qstat", "-xml"], capture_output=True, text=True).stdout
+        return f"<JB_job_number>{array}</JB_job_number>" not in listed
+
+    wait_until(gone, timeout=60, step=0.3)
+
+
+def test_resource_directives_are_honoured(tmp_path: Path) -> None:
+    job = Job("resources")
+    job.working_dir = tmp_path / "res"
+    job.cmd = ["sleep", "120"]
+    job.backend_args = {
+        "cores": 2, "memory": "100MB", "walltime": "00:05:00", "job_name": "jf-res",
+        "account": "jobfleet", "queue": "all.q",
+    }  # fmt: skip
+    backend = GridEngine(backend_args=FAST)
+    backend.submit(job)
+    shown = _qstat_j(str(job.native_id))
+    backend.cancel(job)
+    assert "job_name:                   jf-res" in shown
+    assert "project:                    jobfleet" in shown
+    assert "parallel environment:  smp range: 2" in shown
+    assert "h_vmem=50M" in shown and "h_rt=300" in shown  # per slot; seconds
+    assert f"stdout_path_list:           NONE:NONE:{job.working_dir}/stdout" in shown
+
+
+def test_permanent_error_fails_at_once_with_the_cells_message(tmp_path: Path) -> None:
+    job = Job("badqueue")
+    job.working_dir = tmp_path / "bad"
+    job.cmd = ["true"]
+    job.backend_args = {"queue": "nosuch"}
+    before = command_calls()
+    with pytest.raises(BackendError, match='unknown queue "nosuch"'):
+        GridEngine().submit(job)
+    assert _calls(before, "qsub") == 1
+
+
+def test_units_the_cell_never_heard_of_are_settled_by_exit_code_files(tmp_path: Path) -> None:
+    backend = GridEngine(backend_args={"min_poll_interval": 0, "exit_code_grace": 3600})
+    jobs = []
+    for name, never_known_id in (("finished", "999998.1"), ("vanished", "999999")):
+        job = Job(name)
+        job.working_dir = tmp_path / name
+        job.working_dir.mkdir()
+        job.cmd = ["true"]
+        backend.adopt(job, never_known_id)
+        jobs.append(job)
+    (jobs[0].working_dir / EXIT_CODE_FILE).write_text("0\n")
+    backend.poll(force=True)  # qacct: "job id 999998 not found" is no error
+    assert jobs[0].status == "completed"
+    assert jobs[1].status == "submitted"  # within the grace period: no verdict yet
+    backend.exit_code_grace = 0
+    backend.poll(force=True)
+    assert jobs[1].status == "failed" and (jobs[1].reason or "").startswith("lost")
