@@ -266,5 +266,5 @@ def test_qsub_refusal_reports_the_reason_not_exiting(monkeypatch: pytest.MonkeyP
         raise CommandError(argv, 1, "", sample("qsub_error_unknown_queue.err"))
 
     monkeypatch.setattr(batch, "run_command", fake_run)
-    with pytest.raises(CommandError, match='unknown queue "nosuch"$'):
+    with pytest.raises(CommandError, match=r'unknown queue "nosuch"$'):
         OfflineGE().run(["qsub", "-terse", "x.sh"])
