@@ -12,8 +12,9 @@
 #   - the scheduler runs every second and right after each submission / job end;
 #     accounting is written at once, so `qacct -j` knows a job as soon as it ends
 #
-# Measured on Debian 12, 2 cores: fresh machine, install + start ~12 s (apt-get
-# dominates); packages present, daemons stopped ~4 s; everything running (no-op) ~1 s.
+# Measured on Debian 12, 2 cores: fresh machine, install + start ~11 s (apt-get
+# dominates); packages present, daemons stopped ~5 s; everything running (no-op) ~2-3 s
+# (the probe job).
 #
 # Environment knobs (all optional):
 #   JOBFLEET_SGE_SLOTS=32       slots of all.q (jobs running at once; more than the cores:
