@@ -185,7 +185,7 @@ def test_gaps_make_several_arrays_for_openpbs_one_for_torque(
 def test_transient_failures_are_retried(pbs: tuple[FakeHandle, str], tmp_path: Path) -> None:
     fake, flavour = pbs
     fake.configure(fail_rate=0.9, seed=5, fail_commands=["qstat"], max_consecutive_failures=1)
-    job = _args_job(tmp_path, "flaky", "exit 0", 5)
+    job = _args_job(tmp_path, "flaky", "sleep 0.5", 5)  # several polls
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 0
