@@ -24,7 +24,6 @@ _COLOURS = {
     "completed": "#31a354",
     "queued": "#d9d9d9",
 }
-_ROW = 6  # pixel height of one subjob in the timeline
 _WIDTH = 900
 _LABEL = 60
 _SLOWEST = 10
@@ -59,8 +58,24 @@ def _label(sub: SubjobRecord) -> str:
     return "job" if sub.subjob_id < 0 else str(sub.subjob_id)
 
 
+def _row_height(count: int) -> int:
+    """Pixel height of one subjob's row: readable for a few, still on one screen for many."""
+    return 14 if count <= 40 else 8 if count <= 200 else 4 if count <= 1000 else 2
+
+
+def _title(sub: SubjobRecord) -> str:
+    reason = f", {sub.reason}" if sub.reason else ""
+    return escape(f"subjob {_label(sub)}: {sub.status}, attempt {sub.attempt}{reason}")
+
+
 def _timeline(subjobs: Sequence[SubjobRecord], now: float) -> str:
-    """Inline SVG: per subjob a grey queued bar, then a bar coloured by outcome."""
+    """Inline SVG: per subjob a grey queued bar, then a bar coloured by outcome.
+
+    A unit seen only queued and then ended (a batch job that ran between two
+    polls) has no start time: its whole bar takes the outcome's colour, paler.
+    """
+    row = _row_height(len(subjobs))
+    label_every = max(1, -(-12 // row))  # labels at least 12 px apart
     starts = [s.submitted_at for s in subjobs if s.submitted_at]
     if not starts:
         return "<p>No subjob has been submitted yet.</p>"
@@ -68,33 +83,38 @@ def _timeline(subjobs: Sequence[SubjobRecord], now: float) -> str:
     ends = [s.finished_at or now for s in subjobs if s.submitted_at]
     span = max(max(ends) - t0, 1e-3)
     scale = (_WIDTH - _LABEL - 10) / span
-    height = _ROW * len(subjobs) + 30
+    height = row * len(subjobs) + 30
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_WIDTH}" height="{height}" '
         f'role="img" aria-label="timeline of every subjob">'
     ]
     for i, sub in enumerate(subjobs):
-        y = 20 + i * _ROW
-        if len(subjobs) <= 60 or i % max(len(subjobs) // 30, 1) == 0:
-            parts.append(f'<text x="0" y="{y + _ROW - 1}">{escape(_label(sub))}</text>')
+        y = 20 + i * row
+        if i % label_every == 0:
+            parts.append(f'<text x="0" y="{y + row - 1}">{escape(_label(sub))}</text>')
         if not sub.submitted_at:
             continue
-        queued_end = sub.started_at or sub.finished_at or now
         x0 = _LABEL + (sub.submitted_at - t0) * scale
+        if sub.started_at is None and sub.finished_at is not None:
+            x2 = _LABEL + (sub.finished_at - t0) * scale
+            parts.append(
+                f'<rect x="{x0:.1f}" y="{y}" width="{max(x2 - x0, 0.5):.1f}" height="{row - 1}" '
+                f'fill="{_COLOURS.get(sub.status, "#999")}" fill-opacity="0.55"><title>'
+                f"{_title(sub)} (start time unknown)</title></rect>"
+            )
+            continue
+        queued_end = sub.started_at or now
         x1 = _LABEL + (queued_end - t0) * scale
-        title = escape(
-            f"subjob {_label(sub)}: {sub.status}, attempt {sub.attempt}"
-            + (f", {sub.reason}" if sub.reason else "")
-        )
+        title = _title(sub)
         parts.append(
-            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" height="{_ROW - 1}" '
+            f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" height="{row - 1}" '
             f'fill="{_COLOURS["queued"]}"><title>{title} (queued)</title></rect>'
         )
         if sub.started_at:
             end = sub.finished_at or now
             x2 = _LABEL + (end - t0) * scale
             parts.append(
-                f'<rect x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 0.5):.1f}" height="{_ROW - 1}" '
+                f'<rect x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 0.5):.1f}" height="{row - 1}" '
                 f'fill="{_COLOURS.get(sub.status, "#999")}"><title>{title}</title></rect>'
             )
     parts.append(
@@ -119,20 +139,32 @@ def _failures(subjobs: Sequence[SubjobRecord]) -> str:
     return f"<table><tr><th>reason</th><th>subjobs</th><th>which</th></tr>{rows}</table>"
 
 
+def _took(sub: SubjobRecord, now: float) -> float:
+    """Run time, or time since submission where the start was not seen."""
+    begin = sub.started_at or sub.submitted_at or now
+    return (sub.finished_at or now) - begin
+
+
 def _slowest(subjobs: Sequence[SubjobRecord], now: float) -> str:
-    ran = [s for s in subjobs if s.started_at]
+    ran = [s for s in subjobs if s.started_at or (s.submitted_at and s.finished_at)]
     if not ran:
         return "<p>No subjob has started yet.</p>"
-    ran.sort(key=lambda s: (s.finished_at or now) - (s.started_at or now), reverse=True)
+    ran.sort(key=lambda s: _took(s, now), reverse=True)
     rows = "".join(
         f"<tr><td>{escape(_label(s))}</td><td>{escape(s.status)}</td>"
-        f"<td class='num'>{escape(_fmt_span((s.finished_at or now) - (s.started_at or now)))}</td>"
+        f"<td class='num'>{escape(_fmt_span(_took(s, now)))}"
+        f"{'' if s.started_at else ' *'}</td>"
         f"<td class='num'>{s.attempt}</td><td>{escape(_fmt_time(s.started_at))}</td></tr>"
         for s in ran[:_SLOWEST]
     )
+    note = (
+        "<p class='meta'>* start not seen: time from submission to end.</p>"
+        if any(not s.started_at for s in ran[:_SLOWEST])
+        else ""
+    )
     return (
         "<table><tr><th>subjob</th><th>status</th><th>run time</th><th>attempts</th>"
-        f"<th>started</th></tr>{rows}</table>"
+        f"<th>started</th></tr>{rows}</table>{note}"
     )
 
 
