@@ -129,6 +129,7 @@ def test_history_asks_about_the_job_most_units_belong_to() -> None:
     backend = OfflineGE()
     assert backend.history_command(["7.1", "9.1", "9.2", "12"]) == ["qacct", "-j", "9"]
     assert backend.history_command(["12", "7.3"]) == ["qacct", "-j", "7"]
+    assert OfflineGE(backend_args={"accounting": False}).history_command(["7.1"]) is None
 
 
 def test_tag_is_found_in_job_contexts() -> None:

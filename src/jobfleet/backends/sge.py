@@ -189,7 +189,10 @@ class GridEngine(BatchBackend):
     ``h_vmem`` per slot, ``walltime`` -> ``h_rt``, ``queue``, ``account`` -> ``-P``
     project, ``gpus`` -> ``-l gpu=N``, ``job_name``, ``extra_directives``),
     ``parallel_environment`` (default ``smp``), ``max_array_size`` (skips asking
-    ``qconf``), ``global_job_limit``, ``exit_code_grace``, ``min_poll_interval``.
+    ``qconf``), ``accounting`` (``False``: never run ``qacct``; finished units are then
+    settled by their exit code files alone, without the scheduler's reason), ``user``
+    (whose jobs ``qstat`` lists; default: this user), ``global_job_limit``,
+    ``exit_code_grace``, ``min_poll_interval``.
     """
 
     name = "sge"
@@ -326,6 +329,8 @@ class GridEngine(BatchBackend):
         return states
 
     def history_command(self, native_ids: Sequence[str]) -> list[str] | None:
+        if not self.backend_args.get("accounting", True):
+            return None  # exit code files only (qacct can be slow on a large accounting file)
         # qacct takes one job id per call: ask about the job most of these units belong
         # to; the others are asked about on later polls (or settled by exit code files)
         counts = Counter(nid.split(".")[0] for nid in native_ids)
