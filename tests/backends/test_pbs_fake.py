@@ -203,3 +203,9 @@ def test_held_jobs_stay_submitted(pbs: tuple[FakeHandle, str], tmp_path: Path) -
     assert job.status_counts() == {"submitted": 2}
     fake.release([s.native_id for s in job.subjobs.values() if s.native_id])
     assert monitor_jobs([job], heartbeat=0.05) == 0
+
+
+def test_driver_is_available_with_a_pbs_qstat(pbs: tuple[FakeHandle, str]) -> None:
+    from jobfleet.fleet.pbs import PBSDriver
+
+    assert PBSDriver.available() == (True, "")
