@@ -2,18 +2,26 @@
 # ci/test.sh - install what the tests need, start the services they use, run every check.
 # This is the README's test command and what .ci/run calls. Run it from anywhere.
 #
-# As root it also starts the project's single-node Slurm cluster (ci/slurm/start.sh);
-# without root, or with JOBFLEET_SLURM=0, the Slurm tests skip with a reason (in CI,
-# CI=true, a Slurm that cannot start is a failure instead).
+# As root it also starts the project's single-node Slurm cluster (ci/slurm/start.sh)
+# and Grid Engine cell (ci/sge/start.sh); without root, or with JOBFLEET_SLURM=0 /
+# JOBFLEET_SGE=0, those tests skip with a reason (in CI, CI=true, a scheduler that
+# cannot start is a failure instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== installing jobfleet with its test dependencies"
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
 
-if [ "${JOBFLEET_SLURM:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
-  echo "== starting the local Slurm cluster"
-  bash ci/slurm/start.sh
+if [ "$(id -u)" = 0 ]; then
+  if [ "${JOBFLEET_SLURM:-1}" = 1 ]; then
+    echo "== starting the local Slurm cluster"
+    bash ci/slurm/start.sh
+  fi
+  if [ "${JOBFLEET_SGE:-1}" = 1 ]; then
+    echo "== starting the local Grid Engine cell"
+    bash ci/sge/start.sh
+    export JOBFLEET_SGE=1  # in CI (CI=true) a cell that does not answer fails the tests
+  fi
 fi
 
 echo "== ruff"

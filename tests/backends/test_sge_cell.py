@@ -193,3 +193,17 @@ def test_units_the_cell_never_heard_of_are_settled_by_exit_code_files(tmp_path: 
     backend.exit_code_grace = 0
     backend.poll(force=True)
     assert jobs[1].status == "failed" and (jobs[1].reason or "").startswith("lost")
+
+
+def test_submitting_environment_only_when_inherited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
+    jobs = [Job("sge-env-default"), Job("sge-env-inherit")]
+    for job in jobs:
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
+    jobs[1].backend_args = {"inherit_env": True}
+    GridEngine(backend_args=FAST).submit(jobs)
+    assert monitor_jobs(jobs, heartbeat=0.3) == 0
+    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]

@@ -286,3 +286,17 @@ def test_environment_is_captured_and_forwarded_on_slurm(
     assert (captured.working_dir / "fwd").read_text() == awkward
     # Not captured: Slurm's default here (--export=NONE) does not pass the venv on.
     assert bare.status == "failed" and bare.exit_code == 127
+
+
+def test_submitting_environment_only_when_inherited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
+    jobs = [Job("slurm-env-default"), Job("slurm-env-inherit")]
+    for job in jobs:
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
+    jobs[1].backend_args = {"inherit_env": True}
+    Slurm(backend_args=FAST).submit(jobs)
+    assert monitor_jobs(jobs, heartbeat=0.3) == 0
+    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]

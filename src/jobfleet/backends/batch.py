@@ -230,6 +230,11 @@ class BatchBackend(Backend):
     def parse_active_count(self, stdout: str) -> int:
         return len([line for line in stdout.splitlines() if line.strip()])
 
+    def inherits_env(self, *, unit: Job | None = None, array: ArrayChunk | None = None) -> bool:
+        """Whether the submitting environment goes with the job (``inherit_env``, default no)."""
+        owner = array.owner if array is not None else unit
+        return owner is not None and bool(self.job_backend_args(owner).get("inherit_env"))
+
     def resources_for(self, job: Job, *, array: ArrayChunk | None = None) -> Resources:
         """The resources of a unit (or of an array's units), with its retry scaling applied."""
         unit = array.units[0] if array is not None else job

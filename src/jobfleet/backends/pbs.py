@@ -315,6 +315,8 @@ class PBS(BatchBackend):
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> list[str]:
         argv = ["qsub"]
+        if self.inherits_env(unit=unit, array=array):
+            argv.append("-V")  # without it a job gets a minimal environment, not ours
         if array is not None:
             logs = array.owner.working_dir / "pbs-logs"
             logs.mkdir(exist_ok=True)

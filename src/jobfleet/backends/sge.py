@@ -284,6 +284,8 @@ class GridEngine(BatchBackend):
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> list[str]:
         argv = ["qsub", "-terse", "-ac", f"jobfleet={tag}"]
+        if self.inherits_env(unit=unit, array=array):
+            argv.append("-V")  # without it a job gets a minimal environment, not ours
         if array is not None:
             wd = array.owner.working_dir
             logs = wd / "sge-logs"

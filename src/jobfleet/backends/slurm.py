@@ -190,11 +190,9 @@ class Slurm(BatchBackend):
     def submit_command(
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> list[str]:
-        owner = array.owner if array is not None else unit
         # Like every backend: the submitting environment only when asked for it
         # (NONE gives the user's login environment on the node, plus SLURM_*).
-        inherit = owner is not None and self.job_backend_args(owner).get("inherit_env")
-        export = "ALL" if inherit else "NONE"
+        export = "ALL" if self.inherits_env(unit=unit, array=array) else "NONE"
         argv = ["sbatch", "--parsable", f"--comment=jobfleet:{tag}", f"--export={export}"]
         if array is not None:
             limit = self.backend_args.get("array_limit")
