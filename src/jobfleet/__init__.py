@@ -7,7 +7,18 @@ queries on top.
 
 import logging
 
-from jobfleet.backends import Backend, BatchBackend, Local, Slurm
+from jobfleet.backends import (
+    LSF,
+    PBS,
+    Backend,
+    Batch,
+    BatchBackend,
+    Dirac,
+    GridEngine,
+    HTCondor,
+    Local,
+    Slurm,
+)
 from jobfleet.errors import (
     BackendError,
     CommandError,
@@ -30,12 +41,18 @@ from jobfleet.splitters import (
 from jobfleet.status import JobStatus
 
 __all__ = [
+    "LSF",
+    "PBS",
     "ArgumentsGenerator",
     "ArgumentsSplitter",
     "Backend",
     "BackendError",
+    "Batch",
     "BatchBackend",
     "CommandError",
+    "Dirac",
+    "GridEngine",
+    "HTCondor",
     "Job",
     "JobStatus",
     "JobfleetError",
