@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,17 +35,6 @@ class Result:
         assert len(lines) == 1, f"expected one line on stderr, got: {self.err!r}"
         assert lines[0].startswith("error: "), lines[0]
         return lines[0]
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

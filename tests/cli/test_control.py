@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import wait_until
+from helpers import wait_until
 
 WAIT_FOR_GO = "touch started; while [ ! -e ../go ]; do sleep 0.02; done"
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import jobfleet_process, run_jobfleet, wait_until
+from helpers import wait_until
+
+from .conftest import jobfleet_process, run_jobfleet
 
 SUBJOBS = 20
 

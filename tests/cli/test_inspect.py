@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from .conftest import wait_until
+from helpers import wait_until
 
 
 def test_empty_store(jf):

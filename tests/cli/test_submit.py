@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers import wait_until
 from jobfleet.spec import load_spec
 from jobfleet.store import Store
-
-from .conftest import wait_until
 
 
 def _status(jf, job: str) -> dict:

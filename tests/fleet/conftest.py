@@ -5,30 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers import wait_until
 from jobfleet.fleet import Fleet
 from jobfleet.fleet.localrunner import PID_FILE
 from jobfleet.fleet.progress import JobProgress
 from jobfleet.job import Job
 from jobfleet.store import Store
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def run_until_ended(

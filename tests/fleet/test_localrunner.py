@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from helpers import wait_until
 from jobfleet.fleet import Fleet
 from jobfleet.fleet.control import cancel, resubmit
 from jobfleet.fleet.localrunner import (
@@ -22,7 +23,7 @@ from jobfleet.fleet.unitfiles import read_pid_file
 from jobfleet.store import Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
-from .conftest import run_until_ended, wait_until
+from .conftest import run_until_ended
 
 # A unit that waits until the file `go` appears in the job's working directory.
 WAIT_FOR_GO = 'while [ ! -e ../go ]; do sleep 0.02; done; echo "unit $1 ran"'
