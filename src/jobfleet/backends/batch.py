@@ -59,8 +59,9 @@ from jobfleet.backends.base import Backend, JobLike, owner_of, units_of
 from jobfleet.commands import CommandResult, run_command
 from jobfleet.errors import BackendError, CommandError
 from jobfleet.job import Job, SubJob
-from jobfleet.resources import Resources, resources_from_args
+from jobfleet.resources import Resources, resources_from_args, scheduler_name
 from jobfleet.status import JobStatus, reason_for_exit_code
+from jobfleet.templating import render
 from jobfleet.workdir import prepare, read_exit_code, render_wrapper
 
 __all__ = ["ArrayChunk", "BatchBackend", "BatchResult", "NativeState", "compress_indices"]
@@ -180,8 +181,26 @@ class BatchBackend(Backend):
     @abstractmethod
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]: ...
 
-    @abstractmethod
-    def render_array_script(self, chunk: ArrayChunk) -> str: ...
+    def render_array_script(self, chunk: ArrayChunk) -> str:
+        """The script an array runs: task ``i`` runs its subjob's wrapper in its own directory."""
+        return render(
+            "array.sh.j2",
+            directives=self.directives(chunk.owner, array=chunk),
+            label=chunk.label,
+            name=chunk.owner.name,
+            task_var=self.array_task_variable(),
+            offset=chunk.offset,
+            workdir=chunk.owner.working_dir,
+            submit_script=self.submit_script,
+        )
+
+    def array_task_variable(self) -> str:
+        """The environment variable that holds a running array task's index."""
+        raise NotImplementedError(f"{type(self).__name__} has no array task variable")
+
+    def job_name(self, job: Job, resources: Resources, array: ArrayChunk | None = None) -> str:
+        """The scheduler's name for a unit or array: ``job_name``, else the (sanitised) job's."""
+        return resources.job_name or scheduler_name(owner_of(job).name if array else job.name)
 
     @abstractmethod
     def submit_command(

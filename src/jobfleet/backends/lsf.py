@@ -195,17 +195,8 @@ class LSF(BatchBackend):
     def render_script(self, unit: Job) -> str:
         return render_wrapper(unit)  # the options live in the launcher and on the command line
 
-    def render_array_script(self, chunk: ArrayChunk) -> str:
-        return render(
-            "array.sh.j2",
-            directives=self.directives(chunk.owner, array=chunk),
-            label=chunk.label,
-            name=chunk.owner.name,
-            task_var="LSB_JOBINDEX",
-            offset=chunk.offset,
-            workdir=chunk.owner.working_dir,
-            submit_script=self.submit_script,
-        )
+    def array_task_variable(self) -> str:
+        return "LSB_JOBINDEX"
 
     def render_job_script(self, unit: Job) -> str:
         """The launcher of a job without subjobs."""

@@ -27,12 +27,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobfleet.backends.base import owner_of
 from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState, compress_indices
 from jobfleet.commands import CommandResult
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.job import Job, SubJob
-from jobfleet.resources import Resources, scheduler_name
+from jobfleet.resources import Resources
 from jobfleet.status import JobStatus
 from jobfleet.templating import render
 
@@ -234,7 +233,7 @@ class PBS(BatchBackend):
 
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]:
         res = self.resources_for(job, array=array)
-        name = res.job_name or scheduler_name(owner_of(job).name if array else job.name)
+        name = self.job_name(job, res, array)
         options = ["-S /bin/bash", f"-N {name}"]
         if res.queue is not None:
             options.append(f"-q {res.queue}")
@@ -261,18 +260,8 @@ class PBS(BatchBackend):
         resources = [*nodes, *([memory] if memory else []), *walltime]
         return [f"-l {','.join(resources)}"] if resources else []
 
-    def render_array_script(self, chunk: ArrayChunk) -> str:
-        task_var = "PBS_ARRAY_INDEX" if self.flavour() == "openpbs" else "PBS_ARRAYID"
-        return render(
-            "array.sh.j2",
-            directives=self.directives(chunk.owner, array=chunk),
-            label=chunk.label,
-            name=chunk.owner.name,
-            task_var=task_var,
-            offset=chunk.offset,
-            workdir=chunk.owner.working_dir,
-            submit_script=self.submit_script,
-        )
+    def array_task_variable(self) -> str:
+        return "PBS_ARRAY_INDEX" if self.flavour() == "openpbs" else "PBS_ARRAYID"
 
     def submission_file(self, unit: Job) -> Path:
         """A launcher that enters the working directory (PBS starts jobs in ``$HOME``)."""

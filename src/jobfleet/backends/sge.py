@@ -19,14 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobfleet.backends.base import owner_of
 from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState
 from jobfleet.commands import CommandResult
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.job import Job, SubJob
-from jobfleet.resources import scheduler_name
 from jobfleet.status import JobStatus
-from jobfleet.templating import render
 
 __all__ = [
     "SGE_FAILED",
@@ -230,7 +227,7 @@ class GridEngine(BatchBackend):
 
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]:
         res = self.resources_for(job, array=array)
-        name = res.job_name or scheduler_name(owner_of(job).name if array else job.name)
+        name = self.job_name(job, res, array)
         options = ["-S /bin/bash", f"-N {name}"]
         if res.queue is not None:
             options.append(f"-q {res.queue}")
@@ -255,17 +252,8 @@ class GridEngine(BatchBackend):
             options.append(f"-l gpu={res.gpus}")
         return [f"#$ {option}" for option in [*options, *res.extra_directives]]
 
-    def render_array_script(self, chunk: ArrayChunk) -> str:
-        return render(
-            "array.sh.j2",
-            directives=self.directives(chunk.owner, array=chunk),
-            label=chunk.label,
-            name=chunk.owner.name,
-            task_var="SGE_TASK_ID",
-            offset=chunk.offset,
-            workdir=chunk.owner.working_dir,
-            submit_script=self.submit_script,
-        )
+    def array_task_variable(self) -> str:
+        return "SGE_TASK_ID"
 
     def _chunks(self, owner: Job, subjobs: list[SubJob]) -> list[ArrayChunk]:
         # qsub -t takes one range (n-m), not a list: split at gaps (a resubmitted subset)

@@ -11,13 +11,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobfleet.backends.base import owner_of
 from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState, compress_indices
 from jobfleet.errors import BackendError
 from jobfleet.job import Job
-from jobfleet.resources import resources_from_args, scheduler_name
+from jobfleet.resources import resources_from_args
 from jobfleet.status import JobStatus
-from jobfleet.templating import render
 
 __all__ = [
     "SLURM_STATES",
@@ -158,7 +156,7 @@ class Slurm(BatchBackend):
 
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]:
         res = self.resources_for(job, array=array)
-        name = res.job_name or scheduler_name(owner_of(job).name if array else job.name)
+        name = self.job_name(job, res, array)
         options = [f"--job-name={name}"]
         if res.cores is not None:
             options.append(f"--cpus-per-task={res.cores}")
@@ -175,17 +173,8 @@ class Slurm(BatchBackend):
             options.append(f"--nodes={res.nodes}")
         return [f"#SBATCH {option}" for option in [*options, *res.extra_directives]]
 
-    def render_array_script(self, chunk: ArrayChunk) -> str:
-        return render(
-            "array.sh.j2",
-            directives=self.directives(chunk.owner, array=chunk),
-            label=chunk.label,
-            name=chunk.owner.name,
-            task_var="SLURM_ARRAY_TASK_ID",
-            offset=chunk.offset,
-            workdir=chunk.owner.working_dir,
-            submit_script=self.submit_script,
-        )
+    def array_task_variable(self) -> str:
+        return "SLURM_ARRAY_TASK_ID"
 
     def submit_command(
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
