@@ -75,7 +75,11 @@ def test_argument_splitting_exit_codes_and_reasons(condor: FakeHandle, tmp_path:
     before = command_calls()
     backend.submit(job)
     assert _calls(before, "condor_submit") == 1
-    assert monitor_jobs([job], heartbeat=0.05) == 1
+    while not job.ready():
+        before = command_calls()
+        backend.poll(force=True)
+        assert _calls(before, "condor_q") == 1 and _calls(before, "condor_history") <= 1
+    assert job.status == "failed"
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
         0: ("completed", 0, None),
@@ -209,6 +213,31 @@ def test_lost_job_fails_after_the_grace_period(condor: FakeHandle, tmp_path: Pat
     assert monitor_jobs([job], heartbeat=0.1) == 1
     reason = job.subjobs[0].reason
     assert reason is not None and reason.startswith("lost: no exit code file")
+
+
+def test_history_decides_when_there_is_no_exit_code_file(
+    condor: FakeHandle, tmp_path: Path
+) -> None:
+    # Jobs submitted by hand (no jobfleet wrapper): only condor_history knows how they ended.
+    (tmp_path / "sub").write_text(
+        f"executable = /bin/sh\narguments = \"-c 'exit $(code)'\"\ninitialdir = {tmp_path}\n"
+        "queue code from (\n0\n7\n)\n"
+    )
+    assert condor.run("condor_submit", "-terse", str(tmp_path / "sub")).stdout == "1.0 - 1.1\n"
+    backend = HTCondor(backend_args=FAST)
+    units = []
+    for proc in (0, 1):
+        unit = Job(f"adopted{proc}")
+        unit.working_dir = tmp_path
+        backend.adopt(unit, f"1.{proc}")
+        units.append(unit)
+    wait_until(lambda: len(condor.history()) == 2, timeout=20)
+    before = command_calls()
+    backend.poll(force=True)
+    assert _calls(before, "condor_history") == 1
+    assert [(u.status.value, u.exit_code, u.reason) for u in units] == [
+        ("completed", 0, None), ("failed", 7, "exit code 7"),
+    ]  # fmt: skip
 
 
 def test_driver_is_available_through_the_fake(condor: FakeHandle) -> None:

@@ -73,7 +73,11 @@ def test_argument_splitting_exit_codes_and_reasons(lsf: FakeHandle, tmp_path: Pa
     before = command_calls()
     backend.submit(job)
     assert _calls(before, "bsub") == 1
-    assert monitor_jobs([job], heartbeat=0.05) == 1
+    while not job.ready():
+        before = command_calls()
+        backend.poll(force=True)
+        assert _calls(before, "bjobs") == 1
+    assert job.status == "failed"
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
         0: ("completed", 0, None),

@@ -388,21 +388,21 @@ def _act(
     fake: FakeScheduler, args: list[str], verb: Callable[[list[str]], list[FakeJob]], word: str
 ) -> int:
     active = fake.queue()
+    wanted = [arg for arg in args if not arg.startswith("-")]
+    targets = {
+        arg: [j.id for j in active if arg in (j.id, str(j.number) if "." not in arg else "")]
+        for arg in wanted
+    }
+    # One call for all: removing some jobs must not let another one start meanwhile.
+    done = {j.id for j in verb([jid for ids in targets.values() for jid in ids])}
     error = False
-    for arg in args:
-        if arg.startswith("-"):
-            continue
-        if "." in arg:
-            targets = [j for j in active if j.id == arg]
-        else:
-            targets = [j for j in active if str(j.number) == arg]
-        done = verb([j.id for j in targets])
-        if not targets:
+    for arg, ids in targets.items():
+        if not ids:
             what = f"job {arg}" if "." in arg else f"cluster {arg}"
             print(f"Couldn't find/{word.split()[0]} all jobs in {what}", file=sys.stderr)
             error = True
         elif "." in arg:
-            print(f"Job {arg} {word}" if done else f"Job {arg} not found")
+            print(f"Job {arg} {word}" if arg in done else f"Job {arg} not found")
         else:
             print(f"All jobs in cluster {arg} have been {word}")
     return 1 if error else 0

@@ -246,17 +246,20 @@ def bjobs(fake: FakeScheduler, args: list[str]) -> int:
 
 def bkill(fake: FakeScheduler, args: list[str]) -> int:
     known = fake.jobs()
+    wanted = [a for a in args if not a.startswith("-")]
+    targets = {w: [j.id for j in known if j.id == w or str(j.number) == w] for w in wanted}
+    # One call for all: killing some must not let a pending one start meanwhile.
+    done = {j.id for j in fake.cancel([jid for ids in targets.values() for jid in ids])}
     status = 0
-    for wanted in (a for a in args if not a.startswith("-")):
-        targets = [j for j in known if j.id == wanted or str(j.number) == wanted]
-        if not targets:
-            print(f"Job <{wanted}>: No matching job found", file=sys.stderr)
+    for wanted_id, ids in targets.items():
+        if not ids:
+            print(f"Job <{wanted_id}>: No matching job found", file=sys.stderr)
             status = 255
-        elif not fake.cancel([j.id for j in targets]):
-            print(f"Job <{wanted}>: Job has already finished", file=sys.stderr)
+        elif not done.intersection(ids):
+            print(f"Job <{wanted_id}>: Job has already finished", file=sys.stderr)
             status = 255
         else:
-            print(f"Job <{wanted}> is being terminated")
+            print(f"Job <{wanted_id}> is being terminated")
     return status
 
 
