@@ -243,3 +243,17 @@ def test_history_decides_when_there_is_no_exit_code_file(
 def test_driver_is_available_through_the_fake(condor: FakeHandle) -> None:
     ok, why = type(get_driver("htcondor", {})).available()
     assert (ok, why) == (True, "")
+
+
+def test_submitting_environment_only_when_inherited(
+    condor: FakeHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
+    jobs = [Job("condor-env-default"), Job("condor-env-inherit")]
+    for job in jobs:
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
+    jobs[1].backend_args = {"inherit_env": True}
+    HTCondor(backend_args={"min_poll_interval": 0}).submit(jobs)
+    assert monitor_jobs(jobs, heartbeat=0.1) == 0
+    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]

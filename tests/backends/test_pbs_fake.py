@@ -209,3 +209,17 @@ def test_driver_is_available_with_a_pbs_qstat(pbs: tuple[FakeHandle, str]) -> No
     from jobfleet.fleet.pbs import PBSDriver
 
     assert PBSDriver.available() == (True, "")
+
+
+def test_submitting_environment_only_when_inherited(
+    pbs: tuple[FakeHandle, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
+    jobs = [Job("pbs-env-default"), Job("pbs-env-inherit")]
+    for job in jobs:
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
+    jobs[1].backend_args = {"inherit_env": True}
+    PBS(backend_args=FAST).submit(jobs)
+    assert monitor_jobs(jobs, heartbeat=0.1) == 0
+    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
