@@ -22,3 +22,20 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
         time.sleep(step)
+
+
+def check_environment_only_when_inherited(
+    backend: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch, heartbeat: float = 0.1
+) -> None:
+    """Submit one job as is and one with ``inherit_env``: only the second sees our variable."""
+    from jobfleet import Job, monitor_jobs
+
+    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
+    jobs = [Job(f"{backend.name}-env-default"), Job(f"{backend.name}-env-inherit")]
+    for job in jobs:
+        job.working_dir = tmp_path / job.name
+        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
+    jobs[1].backend_args = {"inherit_env": True}
+    backend.submit(jobs)
+    assert monitor_jobs(jobs, heartbeat=heartbeat) == 0
+    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import wait_until
+from helpers import check_environment_only_when_inherited, wait_until
 from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
 from jobfleet.backends.htcondor import HTCondor
 from jobfleet.commands import command_calls
@@ -248,12 +248,6 @@ def test_driver_is_available_through_the_fake(condor: FakeHandle) -> None:
 def test_submitting_environment_only_when_inherited(
     condor: FakeHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
-    jobs = [Job("condor-env-default"), Job("condor-env-inherit")]
-    for job in jobs:
-        job.working_dir = tmp_path / job.name
-        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
-    jobs[1].backend_args = {"inherit_env": True}
-    HTCondor(backend_args={"min_poll_interval": 0}).submit(jobs)
-    assert monitor_jobs(jobs, heartbeat=0.1) == 0
-    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
+    check_environment_only_when_inherited(
+        HTCondor(backend_args={"min_poll_interval": 0}), tmp_path, monkeypatch, 0.1
+    )

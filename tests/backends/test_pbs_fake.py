@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import wait_until
+from helpers import check_environment_only_when_inherited, wait_until
 from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
 from jobfleet.backends.pbs import PBS
 from jobfleet.commands import command_calls
@@ -214,12 +214,4 @@ def test_driver_is_available_with_a_pbs_qstat(pbs: tuple[FakeHandle, str]) -> No
 def test_submitting_environment_only_when_inherited(
     pbs: tuple[FakeHandle, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
-    jobs = [Job("pbs-env-default"), Job("pbs-env-inherit")]
-    for job in jobs:
-        job.working_dir = tmp_path / job.name
-        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
-    jobs[1].backend_args = {"inherit_env": True}
-    PBS(backend_args=FAST).submit(jobs)
-    assert monitor_jobs(jobs, heartbeat=0.1) == 0
-    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
+    check_environment_only_when_inherited(PBS(backend_args=FAST), tmp_path, monkeypatch, 0.1)

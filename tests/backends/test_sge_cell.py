@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.sge_fixture import sge_cell  # noqa: F401  (the session fixture)
-from helpers import wait_until
+from helpers import check_environment_only_when_inherited, wait_until
 from jobfleet import (
     ArgumentsGenerator,
     ArgumentsSplitter,
@@ -198,12 +198,4 @@ def test_units_the_cell_never_heard_of_are_settled_by_exit_code_files(tmp_path: 
 def test_submitting_environment_only_when_inherited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
-    jobs = [Job("sge-env-default"), Job("sge-env-inherit")]
-    for job in jobs:
-        job.working_dir = tmp_path / job.name
-        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
-    jobs[1].backend_args = {"inherit_env": True}
-    GridEngine(backend_args=FAST).submit(jobs)
-    assert monitor_jobs(jobs, heartbeat=0.3) == 0
-    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
+    check_environment_only_when_inherited(GridEngine(backend_args=FAST), tmp_path, monkeypatch, 0.3)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import wait_until
+from helpers import check_environment_only_when_inherited, wait_until
 from jobfleet import (
     ArgumentsGenerator,
     ArgumentsSplitter,
@@ -291,12 +291,4 @@ def test_environment_is_captured_and_forwarded_on_slurm(
 def test_submitting_environment_only_when_inherited(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("JF_ONLY_HERE", "submit host value")
-    jobs = [Job("slurm-env-default"), Job("slurm-env-inherit")]
-    for job in jobs:
-        job.working_dir = tmp_path / job.name
-        job.cmd = ["bash", "-c", 'printf "%s" "${JF_ONLY_HERE:-unset}"']
-    jobs[1].backend_args = {"inherit_env": True}
-    Slurm(backend_args=FAST).submit(jobs)
-    assert monitor_jobs(jobs, heartbeat=0.3) == 0
-    assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
+    check_environment_only_when_inherited(Slurm(backend_args=FAST), tmp_path, monkeypatch, 0.3)
