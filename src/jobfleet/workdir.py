@@ -109,6 +109,13 @@ def read_exit_code(workdir: Path) -> int | None:
         return None
 
 
+def _is_bookkeeping(name: str) -> bool:
+    """Files jobfleet itself keeps in a working directory (not stdout / stderr)."""
+    return name in (SUBMIT_SCRIPT, EXIT_CODE_FILE, INPUT_DATA_FILE) or name.startswith(
+        "__JOBFLEET_"
+    )
+
+
 def collect_outputs(job: Job) -> list[Path]:
     """Copy the files matching ``output_patterns`` from the working to the output directory.
 
@@ -130,6 +137,8 @@ def collect_outputs(job: Job) -> list[Path]:
                 continue
             if real == out or out.is_relative_to(real) or real.is_relative_to(out):
                 continue  # the output directory itself lives here: never copy it into itself
+            if source.parent == workdir and _is_bookkeeping(source.name):
+                continue  # jobfleet's own files are not the job's outputs
             target = outdir / source.relative_to(workdir)
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():

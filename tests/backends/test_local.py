@@ -329,3 +329,11 @@ def test_output_dir_inside_working_dir_is_not_copied_into_itself(
         assert monitor_jobs([job], heartbeat=0.5) == 0
     assert (job.output_dir / "result.txt").read_text() == "r\n"
     assert not (job.output_dir / "output").exists()
+
+
+def test_outputs_never_include_jobfleets_own_files(tmp_path: Path, backend: Local) -> None:
+    job = _job(tmp_path, "own", ["bash", "-c", "echo {} > result.json"], output_patterns=["*"])
+    backend.submit(job)
+    assert monitor_jobs([job], heartbeat=0.5) == 0
+    collected = sorted(p.name for p in job.output_dir.iterdir())
+    assert collected == ["result.json", "stderr", "stdout"]
