@@ -39,3 +39,22 @@ def check_environment_only_when_inherited(
     backend.submit(jobs)
     assert monitor_jobs(jobs, heartbeat=heartbeat) == 0
     assert [(j.working_dir / "stdout").read_text() for j in jobs] == ["unset", "submit host value"]
+
+
+def calls_since(before: dict[str, int], name: str) -> int:
+    """How often command ``name`` ran since ``before = command_calls()``."""
+    from jobfleet.commands import command_calls
+
+    return command_calls().get(name, 0) - before.get(name, 0)
+
+
+def args_job(root: Any, name: str, script: str, n: int) -> Any:
+    """A job running bash ``script`` in ``n`` subjobs; ``$1`` is the subjob's index."""
+    from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, range_arguments
+
+    job = Job(name)
+    job.working_dir = root / name
+    job.output_dir = root / f"{name}-out"
+    job.cmd = ["bash", "-c", script, name]
+    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
+    return job

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import check_environment_only_when_inherited, wait_until
-from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
+from helpers import args_job, calls_since, check_environment_only_when_inherited, wait_until
+from jobfleet import Job, monitor_jobs
 from jobfleet.backends.htcondor import HTCondor
 from jobfleet.commands import command_calls
 from jobfleet.fleet.driver import get_driver
@@ -19,19 +19,6 @@ from jobfleet.workdir import EXIT_CODE_FILE
 condor = fake_scheduler_fixture("htcondor", queue_delay=0.05, max_running=4)
 
 FAST = {"min_poll_interval": 0, "exit_code_grace": 30}
-
-
-def _calls(before: dict[str, int], name: str) -> int:
-    return command_calls().get(name, 0) - before.get(name, 0)
-
-
-def _args_job(root: Path, name: str, script: str, n: int) -> Job:
-    job = Job(name)
-    job.working_dir = root / name
-    job.output_dir = root / f"{name}-out"
-    job.cmd = ["bash", "-c", script, name]
-    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
-    return job
 
 
 def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
@@ -48,15 +35,15 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     backend = HTCondor(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert len(job.subjobs) == 50 and _calls(before, "condor_submit") == 1
+    assert len(job.subjobs) == 50 and calls_since(before, "condor_submit") == 1
     assert {s.native_id for s in job.subjobs.values()} == {f"1.{p}" for p in range(50)}
     polls = 0
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
         polls += 1
-        assert _calls(before, "condor_q") == 1  # one status query for all 50
-        assert _calls(before, "condor_history") <= 1
+        assert calls_since(before, "condor_q") == 1  # one status query for all 50
+        assert calls_since(before, "condor_history") <= 1
         assert polls < 500
     assert job.status == "completed" and job.status_counts() == {"completed": 50}
     for i in job.subjobs:
@@ -69,16 +56,16 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
 
 def test_argument_splitting_exit_codes_and_reasons(condor: FakeHandle, tmp_path: Path) -> None:
     script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = _args_job(tmp_path, "codes", script, 6)
+    job = args_job(tmp_path, "codes", script, 6)
     job.output_patterns = ["out.txt"]
     backend = HTCondor(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "condor_submit") == 1
+    assert calls_since(before, "condor_submit") == 1
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
-        assert _calls(before, "condor_q") == 1 and _calls(before, "condor_history") <= 1
+        assert calls_since(before, "condor_q") == 1 and calls_since(before, "condor_history") <= 1
     assert job.status == "failed"
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
@@ -95,13 +82,13 @@ def test_argument_splitting_exit_codes_and_reasons(condor: FakeHandle, tmp_path:
 
 def test_cancel_running_and_idle(condor: FakeHandle, tmp_path: Path) -> None:
     condor.configure(max_running=2)
-    job = _args_job(tmp_path, "cancel", "sleep 60", 4)
+    job = args_job(tmp_path, "cancel", "sleep 60", 4)
     backend = HTCondor(backend_args=FAST)
     backend.submit(job)
     wait_until(lambda: job.update_status() and job.status_counts().get("running") == 2, timeout=20)
     before = command_calls()
     backend.cancel(job)
-    assert _calls(before, "condor_rm") == 1
+    assert calls_since(before, "condor_rm") == 1
     assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
     wait_until(lambda: not condor.queue(), timeout=20)
     assert all(j.cancelled for j in condor.jobs())
@@ -112,7 +99,7 @@ def test_cancel_running_and_idle(condor: FakeHandle, tmp_path: Path) -> None:
 
 
 def test_cancel_of_jobs_that_already_left_the_queue(condor: FakeHandle, tmp_path: Path) -> None:
-    job = _args_job(tmp_path, "gone", "true", 2)
+    job = args_job(tmp_path, "gone", "true", 2)
     backend = HTCondor(backend_args=FAST)
     backend.submit(job)
     wait_until(lambda: not condor.queue() and len(condor.history()) == 2, timeout=20)
@@ -124,7 +111,7 @@ def test_held_job_reports_its_reason_and_keeps_waiting(
     condor: FakeHandle, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     condor.configure(hold=True, hold_reason="Input data are being spooled")
-    job = _args_job(tmp_path, "held", "exit 0", 2)
+    job = args_job(tmp_path, "held", "exit 0", 2)
     backend = HTCondor(backend_args=FAST)
     backend.submit(job)
     condor.configure(hold=False)
@@ -143,7 +130,7 @@ def test_held_job_reports_its_reason_and_keeps_waiting(
 
 def test_held_too_long_is_removed_with_its_reason(condor: FakeHandle, tmp_path: Path) -> None:
     condor.configure(hold=True, hold_reason="Policy")
-    job = _args_job(tmp_path, "stuck", "exit 0", 1)
+    job = args_job(tmp_path, "stuck", "exit 0", 1)
     backend = HTCondor(backend_args={**FAST, "hold_timeout": 0.3})
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.1) == 1
@@ -153,7 +140,7 @@ def test_held_too_long_is_removed_with_its_reason(condor: FakeHandle, tmp_path: 
 
 def test_held_too_long_can_be_released(condor: FakeHandle, tmp_path: Path) -> None:
     condor.configure(hold=True, hold_reason="Policy")
-    job = _args_job(tmp_path, "retry", "exit 0", 1)
+    job = args_job(tmp_path, "retry", "exit 0", 1)
     backend = HTCondor(backend_args={**FAST, "hold_timeout": 0.2, "hold_action": "release"})
     backend.submit(job)
     condor.configure(hold=False)
@@ -164,7 +151,7 @@ def test_transient_failures_still_complete_each_subjob_submitted_once(
     condor: FakeHandle, tmp_path: Path
 ) -> None:
     condor.configure(fail_rate=0.3, seed=3)
-    jobs = [_args_job(tmp_path, f"flaky{k}", "exit 0", 10) for k in range(2)]
+    jobs = [args_job(tmp_path, f"flaky{k}", "exit 0", 10) for k in range(2)]
     backend = HTCondor(backend_args=FAST)
     backend.submit(jobs)
     assert monitor_jobs(jobs, heartbeat=0.05) == 0
@@ -181,11 +168,11 @@ def test_submission_whose_reply_was_lost_is_not_sent_twice(
     condor.configure(
         fail_rate=1.0, fail_after=True, fail_commands=["condor_submit"], max_consecutive_failures=1
     )
-    job = _args_job(tmp_path, "lost-reply", "sleep 3", 3)
+    job = args_job(tmp_path, "lost-reply", "sleep 3", 3)
     backend = HTCondor(backend_args=FAST)
     before = command_calls()
     backend.submit(job)  # the cluster was queued, but condor_submit said it failed
-    assert _calls(before, "condor_submit") == 1  # the tag was found: no second submit
+    assert calls_since(before, "condor_submit") == 1  # the tag was found: no second submit
     assert len(condor.jobs()) == 3
     assert [s.native_id for s in job.subjobs.values()] == ["1.0", "1.1", "1.2"]
     backend.cancel(job)
@@ -195,7 +182,7 @@ def test_forgotten_jobs_are_resolved_from_their_exit_code_files(
     condor: FakeHandle, tmp_path: Path
 ) -> None:
     condor.configure(forget_finished=True)
-    job = _args_job(tmp_path, "forgot", "exit $(( $1 == 1 ? 5 : 0 ))", 3)
+    job = args_job(tmp_path, "forgot", "exit $(( $1 == 1 ? 5 : 0 ))", 3)
     backend = HTCondor(backend_args=FAST)
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 1
@@ -207,7 +194,7 @@ def test_forgotten_jobs_are_resolved_from_their_exit_code_files(
 
 def test_lost_job_fails_after_the_grace_period(condor: FakeHandle, tmp_path: Path) -> None:
     condor.configure(lose=1)
-    job = _args_job(tmp_path, "lost", "sleep 0.5", 1)
+    job = args_job(tmp_path, "lost", "sleep 0.5", 1)
     backend = HTCondor(backend_args={"min_poll_interval": 0, "exit_code_grace": 0.5})
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.1) == 1
@@ -234,7 +221,7 @@ def test_history_decides_when_there_is_no_exit_code_file(
     wait_until(lambda: len(condor.history()) == 2, timeout=20)
     before = command_calls()
     backend.poll(force=True)
-    assert _calls(before, "condor_history") == 1
+    assert calls_since(before, "condor_history") == 1
     assert [(u.status.value, u.exit_code, u.reason) for u in units] == [
         ("completed", 0, None), ("failed", 7, "exit code 7"),
     ]  # fmt: skip

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import wait_until
-from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
+from helpers import args_job, calls_since, wait_until
+from jobfleet import Job, monitor_jobs
 from jobfleet.backends.lsf import LSF
 from jobfleet.commands import command_calls
 from jobfleet.fleet.driver import get_driver
@@ -18,19 +18,6 @@ from jobfleet.workdir import EXIT_CODE_FILE
 lsf = fake_scheduler_fixture("lsf", queue_delay=0.05, max_running=4)
 
 FAST = {"min_poll_interval": 0, "exit_code_grace": 30}
-
-
-def _calls(before: dict[str, int], name: str) -> int:
-    return command_calls().get(name, 0) - before.get(name, 0)
-
-
-def _args_job(root: Path, name: str, script: str, n: int) -> Job:
-    job = Job(name)
-    job.working_dir = root / name
-    job.output_dir = root / f"{name}-out"
-    job.cmd = ["bash", "-c", script, name]
-    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
-    return job
 
 
 def test_fifty_subjobs_split_by_files_one_bsub_one_bjobs_per_poll(
@@ -47,14 +34,14 @@ def test_fifty_subjobs_split_by_files_one_bsub_one_bjobs_per_poll(
     backend = LSF(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert len(job.subjobs) == 50 and _calls(before, "bsub") == 1
+    assert len(job.subjobs) == 50 and calls_since(before, "bsub") == 1
     assert [s.native_id for s in job.subjobs.values()] == [f"4001[{i + 1}]" for i in range(50)]
     polls = 0
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
         polls += 1
-        assert _calls(before, "bjobs") == 1  # one status query for all 50, nothing else
+        assert calls_since(before, "bjobs") == 1  # one status query for all 50, nothing else
         assert polls < 500
     assert job.status_counts() == {"completed": 50}
     for i, sub in job.subjobs.items():
@@ -67,16 +54,16 @@ def test_fifty_subjobs_split_by_files_one_bsub_one_bjobs_per_poll(
 
 def test_argument_splitting_exit_codes_and_reasons(lsf: FakeHandle, tmp_path: Path) -> None:
     script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = _args_job(tmp_path, "codes", script, 6)
+    job = args_job(tmp_path, "codes", script, 6)
     job.output_patterns = ["out.txt"]
     backend = LSF(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "bsub") == 1
+    assert calls_since(before, "bsub") == 1
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
-        assert _calls(before, "bjobs") == 1
+        assert calls_since(before, "bjobs") == 1
     assert job.status == "failed"
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
@@ -110,13 +97,13 @@ def test_single_job_environment_is_clean_unless_inherited(
 
 def test_cancel_running_and_pending(lsf: FakeHandle, tmp_path: Path) -> None:
     lsf.configure(max_running=2)
-    job = _args_job(tmp_path, "cancel", "sleep 60", 4)
+    job = args_job(tmp_path, "cancel", "sleep 60", 4)
     backend = LSF(backend_args=FAST)
     backend.submit(job)
     wait_until(lambda: job.update_status() and job.status_counts().get("running") == 2, timeout=20)
     before = command_calls()
     backend.cancel(job)
-    assert _calls(before, "bkill") == 1
+    assert calls_since(before, "bkill") == 1
     assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
     wait_until(lambda: not lsf.queue(), timeout=20)
     ran = [s for s in job.subjobs.values() if (s.working_dir / EXIT_CODE_FILE).exists()]
@@ -130,7 +117,7 @@ def test_cancel_running_and_pending(lsf: FakeHandle, tmp_path: Path) -> None:
 
 
 def test_cancel_after_the_end_is_no_error(lsf: FakeHandle, tmp_path: Path) -> None:
-    job = _args_job(tmp_path, "ended", "true", 2)
+    job = args_job(tmp_path, "ended", "true", 2)
     backend = LSF(backend_args=FAST)
     backend.submit(job)
     wait_until(lambda: len(lsf.history()) == 2, timeout=20)
@@ -142,7 +129,7 @@ def test_transient_failures_still_complete_each_subjob_submitted_once(
     lsf: FakeHandle, tmp_path: Path
 ) -> None:
     lsf.configure(fail_rate=0.3, seed=5)
-    jobs = [_args_job(tmp_path, f"flaky{k}", "exit 0", 10) for k in range(2)]
+    jobs = [args_job(tmp_path, f"flaky{k}", "exit 0", 10) for k in range(2)]
     backend = LSF(backend_args=FAST)
     backend.submit(jobs)
     assert monitor_jobs(jobs, heartbeat=0.05) == 0
@@ -154,11 +141,11 @@ def test_submission_whose_reply_was_lost_is_not_sent_twice(lsf: FakeHandle, tmp_
     lsf.configure(
         fail_rate=1.0, fail_after=True, fail_commands=["bsub"], max_consecutive_failures=1
     )
-    job = _args_job(tmp_path, "lost-reply", "sleep 3", 3)
+    job = args_job(tmp_path, "lost-reply", "sleep 3", 3)
     backend = LSF(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "bsub") == 1 and len(lsf.jobs()) == 3
+    assert calls_since(before, "bsub") == 1 and len(lsf.jobs()) == 3
     assert [s.native_id for s in job.subjobs.values()] == ["4001[1]", "4001[2]", "4001[3]"]
     backend.cancel(job)
 
@@ -167,7 +154,7 @@ def test_forgotten_jobs_are_resolved_from_their_exit_code_files(
     lsf: FakeHandle, tmp_path: Path
 ) -> None:
     lsf.configure(forget_finished=True)
-    job = _args_job(tmp_path, "forgot", "exit $(( $1 == 1 ? 5 : 0 ))", 3)
+    job = args_job(tmp_path, "forgot", "exit $(( $1 == 1 ? 5 : 0 ))", 3)
     backend = LSF(backend_args=FAST)
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 1
@@ -179,7 +166,7 @@ def test_forgotten_jobs_are_resolved_from_their_exit_code_files(
 
 def test_held_job_waits_until_released(lsf: FakeHandle, tmp_path: Path) -> None:
     lsf.configure(hold=True)
-    job = _args_job(tmp_path, "held", "exit 0", 1)
+    job = args_job(tmp_path, "held", "exit 0", 1)
     backend = LSF(backend_args=FAST)
     backend.submit(job)
     lsf.configure(hold=False)

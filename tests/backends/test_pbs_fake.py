@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import check_environment_only_when_inherited, wait_until
-from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
+from helpers import args_job, calls_since, check_environment_only_when_inherited, wait_until
+from jobfleet import Job, monitor_jobs
 from jobfleet.backends.pbs import PBS
 from jobfleet.commands import command_calls
 from jobfleet.workdir import EXIT_CODE_FILE
@@ -31,19 +31,6 @@ def pbs(
 ) -> Iterator[tuple[FakeHandle, str]]:
     monkeypatch.setenv("FAKESCHED_PBS_FLAVOUR", request.param)
     yield fake_pbs, request.param
-
-
-def _calls(before: dict[str, int], name: str) -> int:
-    return command_calls().get(name, 0) - before.get(name, 0)
-
-
-def _args_job(root: Path, name: str, script: str, n: int) -> Job:
-    job = Job(name)
-    job.working_dir = root / name
-    job.output_dir = root / f"{name}-out"
-    job.cmd = ["bash", "-c", script, name]
-    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
-    return job
 
 
 def test_flavour_is_detected_from_qstat_version(pbs: tuple[FakeHandle, str]) -> None:
@@ -67,7 +54,7 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     before = command_calls()
     backend.submit(job)
-    assert len(job.subjobs) == 50 and _calls(before, "qsub") == 1
+    assert len(job.subjobs) == 50 and calls_since(before, "qsub") == 1
     server = fake.jobs()[0].id.split(".", 1)[1]
     assert {s.native_id for s in job.subjobs.values()} == {f"1[{i}].{server}" for i in range(50)}
     polls = 0
@@ -75,7 +62,7 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
         before = command_calls()
         backend.poll(force=True)
         polls += 1
-        assert _calls(before, "qstat") == 1  # one status query for all 50, finished ones too
+        assert calls_since(before, "qstat") == 1  # one status query for all 50, finished ones too
         assert polls < 1000
     assert job.status_counts() == {"completed": 50}
     for i in job.subjobs:
@@ -90,12 +77,12 @@ def test_argument_splitting_exit_codes_and_reasons(
 ) -> None:
     _, flavour = pbs
     script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = _args_job(tmp_path, "codes", script, 6)
+    job = args_job(tmp_path, "codes", script, 6)
     job.output_patterns = ["out.txt"]
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "qsub") == 1
+    assert calls_since(before, "qsub") == 1
     assert monitor_jobs([job], heartbeat=0.05) == 1
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
@@ -130,7 +117,7 @@ def test_forgotten_jobs_are_settled_by_their_exit_code_files(
 ) -> None:
     fake, flavour = pbs
     fake.configure(forget_finished=True)  # finished jobs vanish: "Unknown Job Id"
-    job = _args_job(tmp_path, "forgot", "exit $(( $1 * 3 ))", 3)
+    job = args_job(tmp_path, "forgot", "exit $(( $1 * 3 ))", 3)
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 1
@@ -142,13 +129,13 @@ def test_forgotten_jobs_are_settled_by_their_exit_code_files(
 def test_cancel_running_and_queued(pbs: tuple[FakeHandle, str], tmp_path: Path) -> None:
     fake, flavour = pbs
     fake.configure(max_running=1)
-    job = _args_job(tmp_path, "cancel", "sleep 60", 3)
+    job = args_job(tmp_path, "cancel", "sleep 60", 3)
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     wait_until(lambda: backend.poll(force=True) is not None and job.subjobs[0].status == "running")
     before = command_calls()
     backend.cancel(job)
-    assert _calls(before, "qdel") == 1
+    assert calls_since(before, "qdel") == 1
     assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
     wait_until(lambda: not fake.queue(), timeout=20)
 
@@ -157,7 +144,7 @@ def test_cancel_of_units_that_just_finished_is_no_error(
     pbs: tuple[FakeHandle, str], tmp_path: Path
 ) -> None:
     fake, flavour = pbs
-    job = _args_job(tmp_path, "late", "exit 0", 2)
+    job = args_job(tmp_path, "late", "exit 0", 2)
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     wait_until(lambda: not fake.queue(), timeout=20)  # finished, but not polled yet
@@ -169,14 +156,14 @@ def test_gaps_make_several_arrays_for_openpbs_one_for_torque(
     pbs: tuple[FakeHandle, str], tmp_path: Path
 ) -> None:
     fake, flavour = pbs
-    job = _args_job(tmp_path, "subset", "exit $1", 6)
+    job = args_job(tmp_path, "subset", "exit $1", 6)
     job.split()
     subset = [job.subjobs[i] for i in (0, 1, 3, 5)]
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     before = command_calls()
     backend.submit(subset)
     # OpenPBS -J takes one range with two indices at least: 0-1 as an array, 3 and 5 alone
-    assert _calls(before, "qsub") == (3 if flavour == "openpbs" else 1)
+    assert calls_since(before, "qsub") == (3 if flavour == "openpbs" else 1)
     monitor_jobs(subset, heartbeat=0.05)
     assert [s.exit_code for s in subset] == [0, 1, 3, 5]
     assert len(fake.jobs()) == 4
@@ -185,7 +172,7 @@ def test_gaps_make_several_arrays_for_openpbs_one_for_torque(
 def test_transient_failures_are_retried(pbs: tuple[FakeHandle, str], tmp_path: Path) -> None:
     fake, flavour = pbs
     fake.configure(fail_rate=0.9, seed=5, fail_commands=["qstat"], max_consecutive_failures=1)
-    job = _args_job(tmp_path, "flaky", "sleep 0.5", 5)  # several polls
+    job = args_job(tmp_path, "flaky", "sleep 0.5", 5)  # several polls
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 0
@@ -195,7 +182,7 @@ def test_transient_failures_are_retried(pbs: tuple[FakeHandle, str], tmp_path: P
 def test_held_jobs_stay_submitted(pbs: tuple[FakeHandle, str], tmp_path: Path) -> None:
     fake, flavour = pbs
     fake.configure(hold=True)
-    job = _args_job(tmp_path, "held", "exit 0", 2)
+    job = args_job(tmp_path, "held", "exit 0", 2)
     backend = PBS(backend_args={**FAST, "flavour": flavour})
     backend.submit(job)
     for _ in range(5):

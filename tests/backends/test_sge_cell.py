@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backends.sge_fixture import sge_cell  # noqa: F401  (the session fixture)
-from helpers import check_environment_only_when_inherited, wait_until
+from helpers import calls_since, check_environment_only_when_inherited, wait_until
 from jobfleet import (
     ArgumentsGenerator,
     ArgumentsSplitter,
@@ -31,10 +31,6 @@ from jobfleet.workdir import EXIT_CODE_FILE
 pytestmark = [pytest.mark.sge, pytest.mark.usefixtures("sge_cell")]
 
 FAST = {"min_poll_interval": 0.2, "exit_code_grace": 60}
-
-
-def _calls(before: dict[str, int], name: str) -> int:
-    return command_calls().get(name, 0) - before.get(name, 0)
 
 
 def _scan(root: Path, name: str, cmd: list[str], n: int, **backend_args: object) -> Job:
@@ -73,13 +69,13 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     backend = GridEngine(backend_args={"min_poll_interval": 0})
     before = command_calls()
     backend.submit(job)
-    assert len(job.subjobs) == 50 and _calls(before, "qsub") == 1
+    assert len(job.subjobs) == 50 and calls_since(before, "qsub") == 1
     array = {s.native_id.split(".")[0] for s in job.subjobs.values()}  # type: ignore[union-attr]
     assert len(array) == 1
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
-        assert _calls(before, "qstat") == 1 and _calls(before, "qacct") <= 1
+        assert calls_since(before, "qstat") == 1 and calls_since(before, "qacct") <= 1
         time.sleep(0.2)
     assert job.status_counts() == {"completed": 50}
     for i in job.subjobs:
@@ -101,7 +97,7 @@ def test_hostile_arguments_exit_codes_and_outputs(tmp_path: Path) -> None:
     backend = GridEngine(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "qsub") == 1
+    assert calls_since(before, "qsub") == 1
     assert monitor_jobs([job], heartbeat=0.3) == 1
     for i in range(4):
         sub = job.subjobs[i]
@@ -135,7 +131,7 @@ def test_cancel_running_and_queued(tmp_path: Path) -> None:
     wait_until(lambda: job.update_status() and job.subjobs[0].status == "running", timeout=60)
     before = command_calls()
     backend.cancel(job)
-    assert _calls(before, "qdel") == 1
+    assert calls_since(before, "qdel") == 1
     assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
     array = str(job.subjobs[0].native_id).split(".")[0]
 
@@ -173,7 +169,7 @@ def test_permanent_error_fails_at_once_with_the_cells_message(tmp_path: Path) ->
     before = command_calls()
     with pytest.raises(BackendError, match='unknown queue "nosuch"'):
         GridEngine().submit(job)
-    assert _calls(before, "qsub") == 1
+    assert calls_since(before, "qsub") == 1
 
 
 def test_units_the_cell_never_heard_of_are_settled_by_exit_code_files(tmp_path: Path) -> None:

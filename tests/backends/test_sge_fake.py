@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
-from helpers import wait_until
-from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, monitor_jobs, range_arguments
+from helpers import args_job, calls_since, wait_until
+from jobfleet import Job, monitor_jobs
 from jobfleet.backends.sge import GridEngine
 from jobfleet.commands import command_calls
 from jobfleet.fleet.driver import get_driver
@@ -21,19 +21,6 @@ from jobfleet.workdir import EXIT_CODE_FILE
 sge = fake_scheduler_fixture("sge", queue_delay=0.05, max_running=8)
 
 FAST = {"min_poll_interval": 0, "exit_code_grace": 30}
-
-
-def _calls(before: dict[str, int], name: str) -> int:
-    return command_calls().get(name, 0) - before.get(name, 0)
-
-
-def _args_job(root: Path, name: str, script: str, n: int) -> Job:
-    job = Job(name)
-    job.working_dir = root / name
-    job.output_dir = root / f"{name}-out"
-    job.cmd = ["bash", "-c", script, name]
-    job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
-    return job
 
 
 def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
@@ -51,15 +38,15 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     backend = GridEngine(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert len(job.subjobs) == 50 and _calls(before, "qsub") == 1
+    assert len(job.subjobs) == 50 and calls_since(before, "qsub") == 1
     assert {s.native_id for s in job.subjobs.values()} == {f"1.{t}" for t in range(1, 51)}
     polls = 0
     while not job.ready():
         before = command_calls()
         backend.poll(force=True)
         polls += 1
-        assert _calls(before, "qstat") == 1  # one status query for all 50
-        assert _calls(before, "qacct") <= 1
+        assert calls_since(before, "qstat") == 1  # one status query for all 50
+        assert calls_since(before, "qacct") <= 1
         assert polls < 1000
     assert job.status_counts() == {"completed": 50}
     for i in job.subjobs:
@@ -73,12 +60,12 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
 
 def test_argument_splitting_exit_codes_and_reasons(sge: FakeHandle, tmp_path: Path) -> None:
     script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = _args_job(tmp_path, "codes", script, 6)
+    job = args_job(tmp_path, "codes", script, 6)
     job.output_patterns = ["out.txt"]
     backend = GridEngine(backend_args=FAST)
     before = command_calls()
     backend.submit(job)
-    assert _calls(before, "qsub") == 1
+    assert calls_since(before, "qsub") == 1
     assert monitor_jobs([job], heartbeat=0.05) == 1
     got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
     assert got == {
@@ -97,7 +84,7 @@ def test_forgotten_jobs_are_settled_by_their_exit_code_files(
     sge: FakeHandle, tmp_path: Path
 ) -> None:
     sge.configure(forget_finished=True)  # neither qstat nor qacct knows finished jobs
-    job = _args_job(tmp_path, "forgot", "exit $(( $1 * 3 ))", 3)
+    job = args_job(tmp_path, "forgot", "exit $(( $1 * 3 ))", 3)
     backend = GridEngine(backend_args=FAST)
     backend.submit(job)
     assert monitor_jobs([job], heartbeat=0.05) == 1
@@ -123,17 +110,17 @@ def test_job_lost_without_exit_code_file_fails_after_the_grace_period(
 
 def test_cancel_running_and_queued(sge: FakeHandle, tmp_path: Path) -> None:
     sge.configure(max_running=1)
-    job = _args_job(tmp_path, "cancel", "sleep 60", 3)
+    job = args_job(tmp_path, "cancel", "sleep 60", 3)
     backend = GridEngine(backend_args=FAST)
     backend.submit(job)
     wait_until(lambda: backend.poll(force=True) is not None and job.subjobs[0].status == "running")
     before = command_calls()
     backend.cancel(job)
-    assert _calls(before, "qdel") == 1
+    assert calls_since(before, "qdel") == 1
     assert {s.reason for s in job.subjobs.values()} == {"cancelled"}
     wait_until(lambda: not sge.queue(), timeout=20)  # the fake really ended all three
     backend.cancel(job)  # nothing left to cancel: no error, no call
-    assert _calls(before, "qdel") == 1
+    assert calls_since(before, "qdel") == 1
 
 
 def test_error_state_is_a_failure_with_a_reason(sge: FakeHandle, tmp_path: Path) -> None:
@@ -158,7 +145,7 @@ def test_transient_failures_are_retried_and_a_submission_is_never_doubled(
     # jobs outlive the retry's back-off, so the lost submission is still in qstat -j: an
     # array that ended before the retry looked for it would be submitted again.
     sge.configure(fail_rate=0.5, seed=3, fail_after=True, max_consecutive_failures=1)
-    jobs = [_args_job(tmp_path, f"flaky{k}", "sleep 2", 4) for k in range(3)]
+    jobs = [args_job(tmp_path, f"flaky{k}", "sleep 2", 4) for k in range(3)]
     backend = GridEngine(backend_args=FAST)
     backend.submit(jobs)
     assert monitor_jobs(jobs, heartbeat=0.05) == 0
@@ -168,7 +155,7 @@ def test_transient_failures_are_retried_and_a_submission_is_never_doubled(
 
 def test_global_limit_counts_tasks(sge: FakeHandle, tmp_path: Path) -> None:
     sge.configure(max_running=2)
-    job = _args_job(tmp_path, "limited", "sleep 0.2", 6)
+    job = args_job(tmp_path, "limited", "sleep 0.2", 6)
     backend = GridEngine(backend_args={**FAST, "global_job_limit": 4,
                                        "sleep_between_submission_checks": 0.1})  # fmt: skip
     backend.submit(job)
@@ -178,7 +165,7 @@ def test_global_limit_counts_tasks(sge: FakeHandle, tmp_path: Path) -> None:
 
 def test_through_the_driver(sge: FakeHandle, tmp_path: Path) -> None:
     driver = get_driver("sge", {"poll_interval": 0.1})
-    job = _args_job(tmp_path, "driven", "exit 0", 2)
+    job = args_job(tmp_path, "driven", "exit 0", 2)
     script = driver.render_script(job)  # type: ignore[attr-defined]
     assert "#$ -N driven" in script and "#$ -S /bin/bash" in script
 
@@ -186,7 +173,7 @@ def test_through_the_driver(sge: FakeHandle, tmp_path: Path) -> None:
 @pytest.mark.parametrize("hold_switch", [True])
 def test_held_jobs_stay_submitted(sge: FakeHandle, tmp_path: Path, hold_switch: bool) -> None:
     sge.configure(hold=hold_switch)
-    job = _args_job(tmp_path, "held", "exit 0", 2)
+    job = args_job(tmp_path, "held", "exit 0", 2)
     backend = GridEngine(backend_args=FAST)
     backend.submit(job)
     for _ in range(5):
