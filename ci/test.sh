@@ -30,4 +30,4 @@ python3 -m ruff format --check src tests benchmarks examples
 echo "== mypy"
 python3 -m mypy
 echo "== pytest"
-python3 -m pytest "$@"
+python3 -m pytest --reliability-report docs/reliability.md "$@"

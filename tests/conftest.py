@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["reliability_report"]
+
 
 @pytest.fixture
 def data_files(tmp_path: Path) -> Callable[[int], list[Path]]:
