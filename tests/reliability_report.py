@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["Reliability", "SECTIONS"]
+__all__ = ["SECTIONS", "Reliability"]
 
 # Directory under tests/ -> section title, in report order.
 SECTIONS = {
