@@ -222,13 +222,15 @@ def test_submit_arguments(tmp_path: Path) -> None:
     chunk = ArrayChunk(job, (job.subjobs[0], job.subjobs[1], job.subjobs[4]), 0)
     logs = f"{job.working_dir}/pbs-logs/"
     assert torque().submit_command(Path("/a.sh"), tag="t", array=chunk) == [
-        "qsub", "-t", "0-1,4", "-o", logs, "-e", logs, "/a.sh",
+        "qsub", "-t", "0-1,4", "-o", logs, "-e", logs, "-v", "JOBFLEET_TAG=t", "/a.sh",
     ]  # fmt: skip
     run = ArrayChunk(job, (job.subjobs[2], job.subjobs[3]), 0)
     assert openpbs().submit_command(Path("/a.sh"), tag="t", array=run)[1:3] == ["-J", "2-3"]
     single = openpbs().submit_command(Path("/j.sh"), tag="t", unit=job.subjobs[5])
     wd = job.subjobs[5].working_dir
-    assert single == ["qsub", "-o", f"{wd}/pbs.out", "-e", f"{wd}/pbs.err", "/j.sh"]
+    assert single == [
+        "qsub", "-o", f"{wd}/pbs.out", "-e", f"{wd}/pbs.err", "-v", "JOBFLEET_TAG=t", "/j.sh",
+    ]  # fmt: skip
 
 
 def test_openpbs_arrays_are_one_range_each(tmp_path: Path) -> None:

@@ -8,7 +8,10 @@ tests/backends/data/pbs: ids ``12.<server>`` / arrays ``12[].<server>`` with sub
 and ``qstat -x`` XML (Torque: completed jobs ``C`` with ``exit_status``). A signal shows as
 ``256 + n``. Unknown ids are reported on stderr per id (``Unknown Job Id``), exit status
 153, while the others are still printed. Jobs start in ``$HOME`` (Torque: ``-d``), as
-PBS starts them. ``#PBS`` directives are read like options. See :mod:`fakesched.core`.
+PBS starts them. ``#PBS`` directives are read like options. ``-l walltime=[[H:]M:]S`` is
+enforced as the MOM does: SIGTERM, SIGKILL ``kill_grace`` later (the MOM's ``kill_delay``),
+then ``Exit_status`` ``-29`` with the comment ``job killed: walltime N exceeded limit M``
+(OpenPBS) or ``exit_status`` ``-11`` (Torque). See :mod:`fakesched.core`.
 """
 
 from __future__ import annotations
@@ -130,8 +133,11 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
     copy = spool / f"script.{time.monotonic_ns()}"
     shutil.copyfile(script, copy)
     submit_dir = os.getcwd()
+    variables = dict(
+        item.partition("=")[::2] for group in opts.get("-v", []) for item in group.split(",")
+    )
     attrs = {"name": name, "queue": queue, "account": opts.get("-A"),
-             "resources": opts.get("-l", []), "array": indices}  # fmt: skip
+             "resources": opts.get("-l", []), "array": indices, "variables": variables}  # fmt: skip
 
     def make_id(number: int, position: int) -> str:
         return f"{number}[{indices[position]}].{SERVER}" if indices else f"{number}.{SERVER}"
@@ -140,8 +146,9 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
         tasks = []
         for position, index in enumerate(indices or [None]):
             job_id = make_id(number, position)
-            env = {"PBS_JOBID": job_id, "PBS_JOBNAME": name, "PBS_O_WORKDIR": submit_dir,
-                   "PBS_QUEUE": queue, "PBS_ENVIRONMENT": "PBS_BATCH"}  # fmt: skip
+            env = {**variables, "PBS_JOBID": job_id, "PBS_JOBNAME": name,
+                   "PBS_O_WORKDIR": submit_dir, "PBS_QUEUE": queue,
+                   "PBS_ENVIRONMENT": "PBS_BATCH"}  # fmt: skip
             if index is not None:
                 env["PBS_ARRAY_INDEX" if flavour() == "openpbs" else "PBS_ARRAYID"] = str(index)
                 env["PBS_ARRAY_ID"] = f"{number}[].{SERVER}"
@@ -154,7 +161,8 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
             )
             argv = [opts.get("-S") or "/bin/bash", str(copy), *rest[1:]]
             tasks.append(Task(argv, cwd, job_environment(bool(opts.get("-V")), env), name, out,
-                              err, None, {**attrs, "index": index}))  # fmt: skip
+                              err, None, {**attrs, "index": index},
+                              walltime=_walltime_s(opts.get("-l", []))))  # fmt: skip
         return tasks
 
     jobs = fake.submit(build, make_id)
@@ -163,6 +171,18 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
     number = jobs[0].number
     print(f"{number}[].{SERVER}" if indices else f"{number}.{SERVER}")
     return 0
+
+
+def _walltime_s(resources: list[str]) -> int | None:
+    """The ``walltime=[[H:]M:]S`` among ``-l`` resource lists, in seconds."""
+    for entry in resources:
+        m = re.search(r"(?:^|[,:])walltime=([\d:]+)", entry)
+        if m:
+            seconds = 0
+            for part in m.group(1).split(":"):
+                seconds = seconds * 60 + int(part)
+            return seconds
+    return None
 
 
 def _letter(job: FakeJob) -> str:
@@ -178,6 +198,8 @@ def _letter(job: FakeJob) -> str:
 def _exit_status(job: FakeJob) -> int | None:
     if job.start_time is None:
         return None  # deleted before it ran: no exit status
+    if job.timed_out:
+        return -29 if flavour() == "openpbs" else -11  # JOB_EXEC_KILL_WALLTIME / _OVERLIMIT_WT
     if job.signal is not None:
         return 256 + job.signal
     if job.error:
@@ -191,13 +213,22 @@ def _attrs(job: FakeJob) -> dict[str, Any]:
         "job_state": _letter(job), "queue": job.attrs["queue"], "server": SERVER,
         "ctime": time.ctime(job.submit_time), "Output_Path": f"{SERVER}:{job.stdout}",
         "Error_Path": f"{SERVER}:{job.stderr}",
+        "Variable_List": dict(job.attrs.get("variables") or {}),
     }  # fmt: skip
     if job.attrs["index"] is not None:
         data["array_id"] = f"{job.number}[].{SERVER}"
         data["array_index"] = str(job.attrs["index"])
     if not job.active and _exit_status(job) is not None:
         data["Exit_status"] = _exit_status(job)
+    if job.timed_out and job.walltime is not None and job.limit_time and job.start_time:
+        used = int(job.limit_time - job.start_time)
+        data["comment"] = f"job killed: walltime {used} exceeded limit {int(job.walltime)}"
     return data
+
+
+def _variables(job: FakeJob) -> str:
+    """Torque's ``Variable_List``: ``NAME=value`` pairs joined by commas."""
+    return ",".join(f"{k}={v}" for k, v in (job.attrs.get("variables") or {}).items())
 
 
 def _select(fake: FakeScheduler, ids: list[str], subjobs: bool) -> tuple[list[Any], list[str]]:
@@ -241,6 +272,9 @@ def qstat(fake: FakeScheduler, args: list[str]) -> int:
         return 0
     history = "-x" in args if flavour() == "openpbs" else True  # Torque: -x is XML
     ids = [a for a in args if not a.startswith("-") and a not in ("json",)]
+    if not ids:  # every job: arrays as one entry each
+        known = {(j.number, j.attrs["index"] is not None): j.id for j in fake.jobs()}
+        ids = [f"{n}[]" if array else jid for (n, array), jid in known.items()]
     entries, unknown = _select(fake, ids, "-t" in args)
     if flavour() == "openpbs" and not history:
         entries = [e for e in entries if isinstance(e, tuple) or e.active]
@@ -267,12 +301,14 @@ def qstat(fake: FakeScheduler, args: list[str]) -> int:
                 spec = ",".join(str(m.attrs["index"]) for m in members)
                 parts.append(f"<Job><Job_Id>{members[0].number}[].{SERVER}</Job_Id>"
                              f"<job_state>{_array_state(members)}</job_state>"
+                             f"<Variable_List>{escape(_variables(members[0]))}</Variable_List>"
                              f"<job_array_request>{spec}</job_array_request></Job>")  # fmt: skip
                 continue
             data = _attrs(entry)
             fields = [("Job_Id", entry.id), ("Job_Name", data["Job_Name"]),
                       ("Job_Owner", data["Job_Owner"]), ("job_state", data["job_state"]),
-                      ("queue", data["queue"]), ("server", SERVER)]  # fmt: skip
+                      ("queue", data["queue"]), ("server", SERVER),
+                      ("Variable_List", _variables(entry))]  # fmt: skip
             if "Exit_status" in data:
                 fields.append(("exit_status", data["Exit_status"]))
             if entry.attrs["index"] is not None:

@@ -39,8 +39,10 @@ __all__ = [
     "FLAVOURS",
     "OPENPBS_EXEC_CODES",
     "PBS",
+    "TAG_VARIABLE",
     "TORQUE_EXEC_CODES",
     "decode_exit_status",
+    "find_tagged",
     "flavour_from_version",
     "format_walltime",
     "parse_openpbs_json",
@@ -91,6 +93,8 @@ _LIMIT_COMMENT = (
 _JOB_ID = re.compile(r"^\d+(\[\])?(\.\S+)?$")
 # qdel / qstat complaints about ids that are gone: not a failure of the whole call
 _GONE = re.compile(r"Unknown Job Id|Job has finished|Request invalid for state of job", re.I)
+#: Variable (``qsub -v``) carrying a submission's tag; ``qstat -f`` shows it in ``Variable_List``.
+TAG_VARIABLE = "JOBFLEET_TAG"
 
 
 def format_walltime(seconds: int) -> str:
@@ -157,6 +161,31 @@ def parse_openpbs_json(stdout: str) -> dict[str, NativeState]:
             word, "openpbs", attrs.get("Exit_status"), str(attrs.get("comment", ""))
         )
     return states
+
+
+def find_tagged(stdout: str, tag: str, flavour: str) -> str | None:
+    """The id of the job (or array) whose ``Variable_List`` holds ``JOBFLEET_TAG=tag``, in
+    ``qstat -x -f -F json`` (OpenPBS) or ``qstat -x`` (Torque) output of all jobs."""
+    if flavour == "openpbs":
+        try:
+            jobs = (json.loads(stdout).get("Jobs") or {}) if stdout.strip() else {}
+        except (json.JSONDecodeError, AttributeError) as err:
+            raise BackendError(f"qstat -F json printed unreadable JSON: {err}") from None
+        for job_id, attrs in jobs.items():
+            variables = attrs.get("Variable_List") if isinstance(attrs, dict) else None
+            if isinstance(variables, dict) and str(variables.get(TAG_VARIABLE)) == tag:
+                return str(job_id)
+        return None
+    for document in re.findall(r"<Data>.*?</Data>", stdout, re.S):
+        try:
+            root = ET.fromstring(document)
+        except ET.ParseError as err:
+            raise BackendError(f"qstat -x printed unreadable XML: {err}") from None
+        for job in root.iter("Job"):
+            variables = (job.findtext("Variable_List") or "").split(",")
+            if f"{TAG_VARIABLE}={tag}" in variables:
+                return (job.findtext("Job_Id") or "").strip() or None
+    return None
 
 
 def parse_torque_xml(stdout: str) -> dict[str, NativeState]:
@@ -317,7 +346,8 @@ class PBS(BatchBackend):
         elif unit is not None:
             wd = unit.working_dir
             argv += ["-o", f"{wd}/pbs.out", "-e", f"{wd}/pbs.err"]
-        return [*argv, str(script)]
+        # the tag finds a submission whose reply was lost (see tag_query_command)
+        return [*argv, "-v", f"{TAG_VARIABLE}={tag}", str(script)]
 
     def job_id_from_submit_output(self, stdout: str) -> str:
         job_id = stdout.strip()
@@ -342,6 +372,15 @@ class PBS(BatchBackend):
 
     def cancel_command(self, native_ids: Sequence[str]) -> list[str]:
         return ["qdel", *native_ids]
+
+    def tag_query_command(self, tag: str) -> list[str] | None:
+        # every job the server knows, finished ones included (-x), with its Variable_List
+        if self.flavour() == "openpbs":
+            return ["qstat", "-x", "-f", "-F", "json"]
+        return ["qstat", "-x"]
+
+    def parse_tag_query_output(self, stdout: str, tag: str) -> str | None:
+        return find_tagged(stdout, tag, self.flavour())
 
     def run(self, argv: Sequence[str], **kwargs: Any) -> CommandResult:
         """Run a command; complaints about ids that are gone do not fail the others.
