@@ -231,7 +231,8 @@ def test_submit_arguments(tmp_path: Path) -> None:
     chunk = ArrayChunk(job, tuple(subs), -1)
     argv = backend.submit_command(Path("/s.sh"), tag="t1", array=chunk)
     wd = str(job.working_dir)
-    assert argv == ["qsub", "-terse", "-ac", "jobfleet=t1", "-t", "1-5", "-wd", wd,
+    assert argv == ["qsub", "-terse", "-ac", "jobfleet=t1", "-A", "jobfleet-t1", "-t", "1-5",
+                    "-wd", wd,
                     "-o", f"{wd}/sge-logs/", "-e", f"{wd}/sge-logs/", "/s.sh"]  # fmt: skip
     single = backend.submit_command(Path("/w.sh"), tag="t2", unit=subs[0])
     assert single[-7:] == ["-wd", str(subs[0].working_dir), "-o",

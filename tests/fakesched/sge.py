@@ -30,7 +30,8 @@ QUEUES = ("all.q",)
 PES = ("smp",)
 PROJECTS = ("jobfleet",)
 COMPLEXES = ("h_vmem", "h_rt", "s_rt", "h_cpu", "gpu", "mem_free", "arch", "hostname")
-_VALUE_OPTS = {"-N", "-q", "-P", "-o", "-e", "-wd", "-t", "-S", "-ac", "-l", "-j", "-b", "-M", "-m"}
+_VALUE_OPTS = {"-N", "-q", "-P", "-A", "-o", "-e", "-wd", "-t", "-S", "-ac", "-l", "-j", "-b", "-M",
+               "-m"}  # fmt: skip
 _XSD = "http://arc.liv.ac.uk/repos/darcs/sge/source/dist/util/resources/schemas/qstat/qstat.xsd"
 _HOST = socket.gethostname().split(".")[0]
 
@@ -144,6 +145,7 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
     context = dict(item.partition("=")[::2] for ac in opts.get("-ac", []) for item in ac.split(","))
     attrs = {
         "name": name, "queue": opts.get("-q") or "all.q", "project": opts.get("-P") or "NONE",
+        "account": opts.get("-A") or "sge",
         "category": " ".join(f"-l {r}" for r in opts.get("-l", [])),
         "slots": int(opts["-pe"][1]) if "-pe" in opts else 1, "context": context,
         "tasks": f"{tasks[0]}-{tasks[-1]}:{tasks[1] - tasks[0] if len(tasks) > 1 else 1}"
@@ -273,14 +275,22 @@ def _qstat_j(fake: FakeScheduler, args: list[str]) -> int:
 
 
 def qacct(fake: FakeScheduler, args: list[str]) -> int:
-    if args[:1] != ["-j"] or len(args) < 2:
-        print("fake qacct: only -j <job id> is implemented", file=sys.stderr)
+    if args[:2] == ["-A", args[1] if len(args) > 1 else ""] and args[2:] == ["-j"]:
+        # every job of that account string; none: only the (empty) summary table
+        records = [j for j in fake.history() if j.attrs.get("account", "sge") == args[1]]
+        records = [j for j in records if j.start_time is not None]
+        if not records:
+            print(f"{'ACCOUNT':<17}WALLCLOCK\n{'=' * 60}")
+            return 0
+    elif args[:1] != ["-j"] or len(args) < 2:
+        print("fake qacct: only -j <job id> and -A <account> -j are implemented", file=sys.stderr)
         return 2
-    records = [j for j in fake.history() if str(j.number) == args[1].split(".")[0]]
-    records = [j for j in records if j.start_time is not None]  # never ran: no record
-    if not records:
-        print(f"error: job id {args[1]} not found", file=sys.stderr)
-        return 1
+    else:
+        records = [j for j in fake.history() if str(j.number) == args[1].split(".")[0]]
+        records = [j for j in records if j.start_time is not None]  # never ran: no record
+        if not records:
+            print(f"error: job id {args[1]} not found", file=sys.stderr)
+            return 1
     for job in records:
         if job.signal is not None:
             failed, status = "100 : assumedly after job", f"{128 + job.signal}"
@@ -293,7 +303,7 @@ def qacct(fake: FakeScheduler, args: list[str]) -> int:
             ("owner", job.user), ("project", job.attrs["project"]),
             ("department", "defaultdepartment"), ("jobname", job.attrs["name"]),
             ("jobnumber", job.number), ("taskid", job.attrs["task"] or "undefined"),
-            ("account", "sge"), ("priority", 0),
+            ("account", job.attrs.get("account", "sge")), ("priority", 0),
             ("qsub_time", time.ctime(job.submit_time)), ("start_time", time.ctime(job.start_time)),
             ("end_time", time.ctime(job.end_time or time.time())), ("granted_pe", "NONE"),
             ("slots", job.attrs["slots"]), ("failed", failed), ("exit_status", status),

@@ -37,6 +37,9 @@ The contract a scheduler backend fills (all methods pure unless noted):
 :meth:`tag_query_command` / :meth:`parse_tag_query_output`
     Optional: find a submission by its unique tag, so a submission whose
     command timed out is never sent twice.
+:meth:`tag_history_command` / :meth:`parse_tag_history_output`
+    Optional: the same among finished jobs, for a scheduler whose queue query
+    forgets them at once (a short job may end before the lookup).
 :meth:`active_count_command` / :meth:`parse_active_count`
     Optional: how many of this user's jobs are queued or running.
 """
@@ -243,6 +246,12 @@ class BatchBackend(Backend):
     def parse_tag_query_output(self, stdout: str, tag: str) -> str | None:
         return None
 
+    def tag_history_command(self, tag: str) -> list[str] | None:
+        return None
+
+    def parse_tag_history_output(self, stdout: str, tag: str) -> str | None:
+        return None
+
     def active_count_command(self) -> list[str] | None:
         return None
 
@@ -351,10 +360,17 @@ class BatchBackend(Backend):
         return self.job_id_from_submit_output(result.stdout)
 
     def _find_tagged(self, tag: str) -> str | None:
-        argv = self.tag_query_command(tag)
-        if argv is None:
-            return None
-        return self.parse_tag_query_output(self.run(argv).stdout, tag)
+        """The submission with this tag: in the queue, else among finished jobs."""
+        lookups = (
+            (self.tag_query_command, self.parse_tag_query_output),
+            (self.tag_history_command, self.parse_tag_history_output),
+        )
+        for build, parse in lookups:
+            argv = build(tag)
+            found = None if argv is None else parse(self.run(argv).stdout, tag)
+            if found is not None:
+                return found
+        return None
 
     def _wait_for_room(self, count: int) -> None:
         argv = self.active_count_command()

@@ -313,12 +313,21 @@ class HTCondor(BatchBackend):
         return ["condor_q", "-json", "-attributes", f"ClusterId,ProcId,{_TAG_ATTRIBUTE}",
                 "-constraint", f'{_TAG_ATTRIBUTE} == "{tag}"']  # fmt: skip
 
+    def tag_history_command(self, tag: str) -> list[str] | None:
+        # a short job may have left the queue before the lookup
+        return ["condor_history", "-json", "-attributes", f"ClusterId,ProcId,{_TAG_ATTRIBUTE}",
+                "-constraint", f'{_TAG_ATTRIBUTE} == "{tag}"']  # fmt: skip
+
+    def parse_tag_history_output(self, stdout: str, tag: str) -> str | None:
+        return self.parse_tag_query_output(stdout, tag)
+
     def parse_tag_query_output(self, stdout: str, tag: str) -> str | None:
         ads = [ad for ad in parse_classads(stdout) if ad.get(_TAG_ATTRIBUTE) == tag]
         if not ads:
             return None
-        first = min(ads, key=lambda ad: (int(ad["ClusterId"]), int(ad["ProcId"])))
-        return f"{first['ClusterId']}.{first['ProcId']}"
+        # a submission is one new cluster whose procs count from 0; procs that already
+        # ended are not in the queue, so the lowest one listed need not be the first
+        return f"{min(int(ad['ClusterId']) for ad in ads)}.0"
 
     def active_count_command(self) -> list[str] | None:
         return ["condor_q", "-json", "-attributes", "ClusterId,ProcId"]

@@ -271,7 +271,9 @@ class GridEngine(BatchBackend):
     def submit_command(
         self, script: Path, *, tag: str, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> list[str]:
-        argv = ["qsub", "-terse", "-ac", f"jobfleet={tag}"]
+        # the tag twice: as context for qstat -j, as account string for qacct (context is
+        # not accounted, and a short job may have ended before a lookup)
+        argv = ["qsub", "-terse", "-ac", f"jobfleet={tag}", "-A", f"jobfleet-{tag}"]
         if self.inherits_env(unit=unit, array=array):
             argv.append("-V")  # without it a job gets a minimal environment, not ours
         if array is not None:
@@ -338,6 +340,21 @@ class GridEngine(BatchBackend):
 
     def parse_tag_query_output(self, stdout: str, tag: str) -> str | None:
         return _parse_context(stdout, tag)
+
+    def tag_history_command(self, tag: str) -> list[str] | None:
+        if not self.backend_args.get("accounting", True):
+            return None
+        return ["qacct", "-A", f"jobfleet-{tag}", "-j"]
+
+    def parse_tag_history_output(self, stdout: str, tag: str) -> str | None:
+        job = None
+        for line in stdout.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "jobnumber":
+                job = value.strip()
+            elif key == "account" and value.strip() == f"jobfleet-{tag}":
+                return job
+        return None
 
     def active_count_command(self) -> list[str] | None:
         return ["qstat", "-xml", "-g", "d", "-u", self.user]
