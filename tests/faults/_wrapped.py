@@ -54,13 +54,17 @@ class Fault:
     max_streak: int = 2
     #: Replace this argument before running the real command (e.g. hide finished jobs).
     rewrite: tuple[str, str] | None = None
+    #: The first call always fails, this way (``before`` or ``after``): every run meets it.
+    first: str | None = None
 
 
 def slurm_faults(rate: float = 0.3) -> dict[str, Fault]:
     """Slurm's own words when slurmctld / slurmdbd do not answer in time."""
     timeout = "Socket timed out on send/recv operation"
     return {
-        "sbatch": Fault(f"sbatch: error: Batch job submission failed: {timeout}", 1, rate, True),
+        "sbatch": Fault(
+            f"sbatch: error: Batch job submission failed: {timeout}", 1, rate, True, first="after"
+        ),
         "squeue": Fault(f"slurm_load_jobs error: {timeout}", 1, rate),
         "sacct": Fault(
             "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent "
@@ -82,7 +86,7 @@ def sge_faults(rate: float = 0.3) -> dict[str, Fault]:
     )
     qsub = f"{commlib}\nUnable to run job: failed receiving gdi request.\nExiting."
     return {
-        "qsub": Fault(qsub, 1, rate, True),
+        "qsub": Fault(qsub, 1, rate, True, first="after"),
         **{name: Fault(commlib, 1, rate) for name in ("qstat", "qacct", "qdel", "qconf")},
     }
 
@@ -95,17 +99,17 @@ state={state}
 exec 8>>"$state/lock"
 flock 8
 streak=$(cat "$state/{name}.streak" 2>/dev/null || echo 0)
-fail=0
+calls=$(cat "$state/{name}.calls" 2>/dev/null || echo 0)
+echo $((calls + 1)) > "$state/{name}.calls"
+fail=0 kind=before
 if [ "$streak" -lt {max_streak} ] && [ $((RANDOM % 10000)) -lt {threshold} ]; then fail=1; fi
+if {after} && [ $((RANDOM % 2)) = 0 ]; then kind=after; fi
+if [ "$calls" = 0 ] && [ -n "{first}" ]; then fail=1 kind={first}; fi
 echo $(( fail ? streak + 1 : 0 )) > "$state/{name}.streak"
 flock -u 8
 exec 8>&-
 [ $fail = 1 ] || exec "$real" "$@"
-kind=before
-if {after} && [ $((RANDOM % 2)) = 0 ]; then
-  kind=after
-  "$real" "$@" > /dev/null 2>&1 || true
-fi
+if [ $kind = after ]; then "$real" "$@" > /dev/null 2>&1 || true; fi
 echo "{name} $kind" >> "$state/failures.log"
 printf '%s\\n' {message} >&2
 exit {code}
@@ -158,6 +162,7 @@ def install_wrappers(
                 max_streak=fault.max_streak,
                 threshold=round(fault.rate * 10000),
                 after="true" if fault.after else "false",
+                first=fault.first or "",
                 message=shlex.quote(fault.message),
                 code=fault.code,
             )
