@@ -43,7 +43,9 @@ Handlers use the generic verbs of :class:`FakeScheduler`:
   (build it with :func:`job_environment`, then add the scheduler's variables,
   e.g. an array index), ``stdout``/``stderr``/``stdin`` paths (``None``:
   ``/dev/null``), ``name`` and free ``attrs`` (queue, owner, tag, resources:
-  whatever the personality wants to print back later). One submit call is one
+  whatever the personality wants to print back later), and ``walltime``
+  (seconds) with ``limit_signals`` when the scheduler enforces a run-time
+  limit. One submit call is one
   submission number (``FakeJob.number``: a cluster, an array job id);
   ``make_id(number, position)`` turns it into each task's native id
   (``"12.3"``, ``"12[4]"``...).
@@ -54,7 +56,10 @@ Handlers use the generic verbs of :class:`FakeScheduler`:
   or neither with ``error`` set (it could not start, e.g. a missing ``cwd``;
   with ``start_failure_holds`` such a job is held instead, the error as its
   ``hold_reason``);
-  ``cancelled`` tells it was removed by :meth:`cancel`.
+  ``cancelled`` tells it was removed by :meth:`cancel`, ``timed_out`` that
+  the daemon stopped it at its ``walltime`` (``limit_signals`` in turn,
+  ``kill_grace`` seconds apart, then SIGKILL, like a real scheduler's limit
+  enforcement).
 * :meth:`~FakeScheduler.cancel` ``(ids)`` (queued/held ones end at once;
   running ones get SIGTERM on their process group, SIGKILL after
   ``kill_grace``), :meth:`~FakeScheduler.hold` ``(ids, reason)``,
@@ -147,7 +152,8 @@ class Config:
     #: A job that cannot start (missing cwd or program) is held with the error as reason,
     #: instead of ending with ``error`` set.
     start_failure_holds: bool = False
-    #: Seconds between SIGTERM and SIGKILL when a running job is cancelled.
+    #: Seconds between SIGTERM and SIGKILL when a running job is cancelled (and between
+    #: the signals of a run-time limit).
     kill_grace: float = 2.0
     #: The first submission number.
     first_number: int = 1
@@ -167,6 +173,10 @@ class Task:
     stderr: str | None = None
     stdin: str | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
+    #: Run-time limit in seconds, enforced by the daemon (``None``: none).
+    walltime: float | None = None
+    #: Signals sent in turn, ``kill_grace`` apart, once the limit is reached; SIGKILL follows.
+    limit_signals: list[int] = field(default_factory=lambda: [int(signal.SIGTERM)])
 
 
 @dataclass
@@ -189,6 +199,9 @@ class FakeJob(Task):
     error: str | None = None
     cancelled: bool = False
     cancel_time: float | None = None
+    timed_out: bool = False
+    limit_time: float | None = None
+    limit_signals_sent: int = 0
 
     @property
     def active(self) -> bool:

@@ -57,6 +57,21 @@ def _kill(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _enforce_walltime(
+    job: FakeJob, proc: subprocess.Popen[bytes], now: float, grace: float
+) -> None:
+    """Past its walltime, a job gets its limit signals ``grace`` seconds apart, then SIGKILL."""
+    if job.walltime is None or job.start_time is None or now - job.start_time < job.walltime:
+        return
+    if not job.timed_out:
+        job.timed_out, job.limit_time = True, now
+    signals = [*job.limit_signals, int(signal.SIGKILL)]
+    due = min(len(signals), int((now - (job.limit_time or now)) // grace) + 1)
+    while job.limit_signals_sent < due:
+        _kill(proc.pid, signals[job.limit_signals_sent])
+        job.limit_signals_sent += 1
+
+
 def _tick(state: _State, procs: dict[str, subprocess.Popen[bytes]]) -> None:
     cfg, now = state.config, time.time()
     for jid, proc in list(procs.items()):
@@ -77,6 +92,8 @@ def _tick(state: _State, procs: dict[str, subprocess.Popen[bytes]]) -> None:
         if code is None:
             if job.cancelled and job.cancel_time and now - job.cancel_time > cfg.kill_grace:
                 _kill(proc.pid, signal.SIGKILL)
+            elif not job.cancelled:
+                _enforce_walltime(job, proc, now, cfg.kill_grace)
             continue
         del procs[jid]
         job.state, job.end_time = FINISHED, now

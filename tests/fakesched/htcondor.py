@@ -6,7 +6,12 @@ Submit description files as the ``condor_submit`` manual describes them
 expansion, ``queue``, ``queue N``, ``queue [N] var[,var] from|in (...)`` or
 ``from <file>``); output like the real tools (``-terse`` ranges, ``-json`` ClassAd
 arrays). Jobs run in their ``initialdir`` (a shared file system: file transfer
-is a no-op). See :mod:`fakesched.core` for the interface.
+is a no-op). A ``periodic_remove`` of the form jobfleet writes for a walltime
+(``JobStatus == 2 && time() - EnteredCurrentStatus > N``) is honoured: a job running
+longer than ``N`` seconds is removed (SIGTERM, SIGKILL ``kill_grace`` later), ``JobStatus``
+3 with the schedd's ``RemoveReason``. The schedd evaluates periodic expressions every
+``PERIODIC_EXPR_INTERVAL`` (60 s by default); the fake does at every tick. Other
+``periodic_remove`` expressions are not evaluated. See :mod:`fakesched.core` for the interface.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ DEFAULT_CONFIG: Mapping[str, Any] = {"start_failure_holds": True}
 
 _MACRO = re.compile(r"\$(ENV)?\(([A-Za-z_][\w.]*)(?::([^)]*))?\)", re.I)
 _UNITS = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_RUN_LIMIT = re.compile(
+    r"^\s*JobStatus\s*==\s*2\s*&&\s*time\(\)\s*-\s*EnteredCurrentStatus\s*>\s*(\d+)\s*$"
+)
 
 
 class SubmitError(Exception):
@@ -212,6 +220,7 @@ def _task(
         JobBatchName=get("batch_name"),
         AcctGroup=get("accounting_group"),
         StartHeld=get("hold", "false").lower() == "true",
+        PeriodicRemove=get("periodic_remove"),
     )
     return Task(
         argv=[str(exe), *split_arguments(get("arguments"))],
@@ -222,6 +231,9 @@ def _task(
         stderr=path("error"),
         stdin=path("input"),
         attrs={k: v for k, v in attrs.items() if v != ""},
+        walltime=int(limit.group(1))
+        if (limit := _RUN_LIMIT.match(get("periodic_remove")))
+        else None,
     )
 
 
@@ -280,7 +292,7 @@ def _read(source: str) -> str | None:
 
 
 def _status(job: FakeJob) -> int:
-    if job.cancelled:
+    if job.cancelled or job.timed_out:
         return 3
     return {"queued": 1, "held": 5, "running": 2}.get(job.state, 4)
 
@@ -302,6 +314,11 @@ def classad(job: FakeJob) -> dict[str, Any]:
         ad["HoldReasonCode"] = 1
     if job.cancelled:
         ad["RemoveReason"] = f"via condor_rm (by user {job.user})"
+    elif job.timed_out:
+        ad["RemoveReason"] = (
+            f"The job attribute PeriodicRemove expression '{job.attrs.get('PeriodicRemove', '')}'"
+            " evaluated to TRUE"
+        )
     elif not job.active:
         ad["CompletionDate"] = int(job.end_time or 0)
         ad["ExitBySignal"] = job.signal is not None

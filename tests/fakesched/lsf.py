@@ -6,7 +6,10 @@ with ``LSB_BSUB_PARSE_SCRIPT=Y``); job arrays ``-J "name[1-50]"``,
 ``"name[1,3,5-7]"``, ``"name[1-9:2]%4"`` with ``$LSB_JOBINDEX`` counting from 1;
 ``%J`` / ``%I`` in ``-o``, ``-e`` and ``-cwd``. ``bjobs -o "fields" -json`` prints
 the ``COMMAND`` / ``JOBS`` / ``RECORDS`` document, with an ``ERROR`` record for
-each id it does not know. See :mod:`fakesched.core` for the interface.
+each id it does not know. ``-W [hour:]minute`` is a run limit in minutes, as in
+LSF: past it the job gets the TERMINATE action (SIGINT, SIGTERM, then SIGKILL,
+``kill_grace`` apart where LSF waits ``JOB_TERMINATE_INTERVAL``) and ends
+``EXIT`` with reason ``TERM_RUNLIMIT``. See :mod:`fakesched.core` for the interface.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,6 +49,14 @@ def array_indices(spec: str) -> list[int]:
     if not indices or min(indices) < 1:
         raise ValueError("Bad job name. Job not submitted.")
     return indices
+
+
+def run_limit_s(value: str) -> int:
+    """``-W`` ``[hour:]minute`` -> seconds (LSF's run limit unit is the minute)."""
+    m = re.fullmatch(r"(?:(\d+):)?(\d+)", value.strip())
+    if m is None:
+        raise ValueError(f"{value}: Bad RUNLIMIT specification. Job not submitted.")
+    return (int(m.group(1) or 0) * 60 + int(m.group(2))) * 60
 
 
 def _directives(script: str) -> list[str]:
@@ -107,6 +119,7 @@ def _submit(
         return 255
     submit_cwd = os.getcwd()
     env_mode = options.get("-env", "all").strip('"').lower()
+    walltime = run_limit_s(options["-W"]) if "-W" in options else None
 
     def tasks(number: int) -> list[Task]:
         spool = None
@@ -136,6 +149,7 @@ def _submit(
                 stderr=stderr,
                 attrs={"QUEUE": queue, "JOBINDEX": index, "JOB_DESCRIPTION": options.get("-Jd", ""),
                        "PROJ_NAME": options.get("-P", "default"), "SUB_CWD": submit_cwd},
+                walltime=walltime, limit_signals=[signal.SIGINT, signal.SIGTERM],
             ))  # fmt: skip
         return made
 
@@ -162,6 +176,8 @@ def _record(job: FakeJob, fields: list[str]) -> dict[str, str]:
     code = job.exit_code if job.signal is None else 128 + job.signal
     if job.cancelled:
         reason = "TERM_OWNER: job killed by owner"
+    elif job.timed_out:
+        reason = "TERM_RUNLIMIT: job killed after reaching LSF run time limit"
     elif job.error:
         reason = f"job could not start: {job.error}"
     else:

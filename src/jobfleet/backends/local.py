@@ -20,12 +20,18 @@ from typing import Any
 from jobfleet.backends.base import Backend, JobLike, units_of
 from jobfleet.environment import process_environment
 from jobfleet.job import Job
+from jobfleet.resources import resources_from_args
 from jobfleet.status import JobStatus
 from jobfleet.workdir import STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT, read_exit_code
 
-__all__ = ["Local", "LocalResult"]
+__all__ = ["TIMEOUT", "WALLTIME_KILL_GRACE", "Local", "LocalResult"]
 
 log = logging.getLogger("jobfleet.backends.local")
+
+#: The failure reason of a unit stopped at its walltime (as the batch backends report it).
+TIMEOUT = "timeout"
+#: Seconds between SIGTERM and SIGKILL when a unit outlives its walltime.
+WALLTIME_KILL_GRACE = 10.0
 
 
 _Event = tuple[str, Job, int | None, str]
@@ -60,6 +66,10 @@ class Local(Backend):
     add (see :meth:`Job.append_current_setup_cmds`). With ``inherit_env=True``
     (argument or backend_args) it gets the whole submitting environment.
 
+    A unit with a ``walltime`` resource gets SIGTERM on its process group when
+    it has run that long (SIGKILL :data:`WALLTIME_KILL_GRACE` seconds later) and
+    ends ``failed`` with reason ``timeout``, as on a batch scheduler.
+
     Job statuses change when ``update_status()`` is called (on the job, or
     through :func:`~jobfleet.monitor.monitor_jobs`), in the caller's thread.
     ``shutdown()``, the end of the program, or Ctrl-C terminate running jobs:
@@ -83,6 +93,7 @@ class Local(Backend):
         self._workers: list[threading.Thread] = []
         self._running: dict[Job, subprocess.Popen[bytes]] = {}
         self._cancelled: set[Job] = set()
+        self._timed_out: set[Job] = set()
         self._events: collections.deque[_Event] = collections.deque()
         self._news = threading.Condition()
         self._lock = threading.Lock()
@@ -174,10 +185,29 @@ class Local(Backend):
             interrupted = stop_reason == "interrupted"
             _signal_group(proc, signal.SIGINT if interrupted else signal.SIGTERM)
         self._emit("started", unit, None)
-        returncode = proc.wait()
+        returncode = self._wait(unit, proc)
         with self._lock:
             del self._running[unit]
         self._emit("finished", unit, returncode)
+
+    def _wait(self, unit: Job, proc: subprocess.Popen[bytes]) -> int:
+        """Wait for the unit's process, stopping it at its walltime."""
+        walltime = resources_from_args(self.job_backend_args(unit)).walltime_s
+        if walltime is None:
+            return proc.wait()
+        try:
+            return proc.wait(timeout=walltime)
+        except subprocess.TimeoutExpired:
+            pass
+        log.info("%s: walltime of %d s reached, terminating it", unit.name, walltime)
+        with self._lock:
+            self._timed_out.add(unit)
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=WALLTIME_KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            return proc.wait()
 
     def _stopping(self) -> str | None:
         """Why the backend is stopping, if it is (read fresh: worker threads race with it)."""
@@ -222,6 +252,10 @@ class Local(Backend):
             # The wrapper itself died (e.g. SIGKILL) before it could record anything.
             exit_code = 128 - returncode if returncode < 0 else returncode
         reason = "cancelled" if unit in self._cancelled else None
+        with self._lock:
+            if unit in self._timed_out:
+                self._timed_out.discard(unit)
+                reason = reason or TIMEOUT
         self._finish(unit, exit_code, reason)
 
     def join(self) -> None:

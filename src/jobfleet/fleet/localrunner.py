@@ -14,6 +14,13 @@ left (``__BACKEND_CMD_EXIT_STATUS__``), or without one is ``failed`` ("lost").
 A claim left without pid file for :data:`CLAIM_GRACE` seconds (a runner killed
 between claiming and launching) is launched again: the unit creates its pid
 file exclusively before running anything, so at most one launch runs it.
+
+A unit with a ``walltime`` resource that has run longer (counted from its pid
+file) is stopped like a batch scheduler does it: :data:`TIMEOUT_FILE` is
+written, its process group gets SIGTERM, SIGKILL
+:data:`~jobfleet.backends.local.WALLTIME_KILL_GRACE` seconds later, and it ends
+``failed`` with reason ``timeout``. The file lets a runner that takes over
+finish the job.
 """
 
 from __future__ import annotations
@@ -22,12 +29,16 @@ import contextlib
 import logging
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobfleet.backends.base import owner_of
+from jobfleet.backends.local import TIMEOUT, WALLTIME_KILL_GRACE
 from jobfleet.environment import process_environment
+from jobfleet.errors import SpecError
 from jobfleet.fleet.driver import (
     CANCELLED,
     BackendOptionsError,
@@ -36,6 +47,7 @@ from jobfleet.fleet.driver import (
     register_driver,
     subjob_id_of,
 )
+from jobfleet.fleet.launcher import Launcher, Queued
 from jobfleet.fleet.unitfiles import (
     CLAIM_FILE,
     LAUNCH_SHIM,
@@ -52,6 +64,7 @@ from jobfleet.fleet.unitfiles import (
     wait_for_pid_file,
 )
 from jobfleet.job import Job
+from jobfleet.resources import resources_from_args
 from jobfleet.status import reason_for_exit_code
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import (
@@ -69,6 +82,7 @@ __all__ = [
     "CLAIM_GRACE",
     "LOST_NO_EXIT_CODE",
     "PID_FILE",
+    "TIMEOUT_FILE",
     "LocalDriver",
     "process_start_time",
 ]
@@ -78,6 +92,8 @@ log = logging.getLogger("jobfleet.fleet.localrunner")
 #: Seconds a claim may exist without pid file before the unit is launched again.
 CLAIM_GRACE = 10.0
 LOST_NO_EXIT_CODE = "lost: process ended without an exit code"
+#: Written into a unit's working directory when it is stopped at its walltime.
+TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
 #: How long to wait for a unit being launched right now to write its pid file.
 _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
@@ -119,6 +135,8 @@ class LocalDriver:
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
         self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+        # Starts the next queued unit as soon as one ends, not only at the next poll.
+        self._launcher = Launcher(self._launch, threading.RLock())
 
     def __repr__(self) -> str:
         return f"LocalDriver(max_processes={self.max_processes})"
@@ -162,7 +180,7 @@ class LocalDriver:
                 time.sleep(0.05)
             if info.alive():
                 signal_group(info.pid, signal.SIGKILL)
-        for name in (PID_FILE, CLAIM_FILE, EXIT_CODE_FILE):
+        for name in (PID_FILE, CLAIM_FILE, EXIT_CODE_FILE, TIMEOUT_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (workdir / name).unlink()
 
@@ -171,12 +189,14 @@ class LocalDriver:
     def poll(
         self, job_records: Mapping[int, JobRecord], active: Sequence[SubjobRecord]
     ) -> list[StatusUpdate]:
-        """Check running units, adopt orphans, launch queued units up to the limit."""
-        for proc in self._children.values():
-            proc.poll()  # reap our own finished children
-        updates: list[StatusUpdate] = []
-        running: dict[int, int] = {}
-        queued: list[tuple[SubjobRecord, Job]] = []
+        """Check running units, adopt orphans, launch queued units up to the limit.
+
+        Between polls the launcher starts the next queued unit whenever one of
+        ours ends; those starts are reported here, before what the files say now.
+        """
+        updates = self._launcher.take_news()
+        others: dict[int, int] = {}  # running units of each job that this runner did not start
+        queued: dict[int, list[Queued]] = {}
         for rec in active:
             job_record = job_records.get(rec.job_id)
             if job_record is None:
@@ -186,18 +206,14 @@ class LocalDriver:
             if update is not None:
                 updates.append(update)
             if is_running:
-                running[rec.job_id] = running.get(rec.job_id, 0) + 1
+                with self._launcher.lock:
+                    ours = (rec.job_id, rec.subjob_id) in self._children
+                if not ours:
+                    others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
-                queued.append((rec, unit))
-        for rec, unit in queued:
-            if running.get(rec.job_id, 0) >= self._limit(job_records[rec.job_id]):
-                continue
-            update = self._launch(rec, unit)
-            if update is not None:
-                updates.append(update)
-                if update.status == "running":
-                    running[rec.job_id] = running.get(rec.job_id, 0) + 1
-        return updates
+                queued.setdefault(rec.job_id, []).append((rec, unit))
+        limits = {job_id: self._limit(job_records[job_id]) for job_id in queued}
+        return updates + self._launcher.plan(queued, limits, others)
 
     def _limit(self, job_record: JobRecord) -> int:
         try:
@@ -228,16 +244,41 @@ class LocalDriver:
                 return self._failed(rec, None, LOST_NO_EXIT_CODE), False
             return None, True
         if info.alive():
+            self._enforce_walltime(unit, info)
             if rec.status == "running":
                 return None, True
             return StatusUpdate(rec.job_id, rec.subjob_id, "running"), True
         return self._ended(rec, unit, info), False
 
+    @staticmethod
+    def _enforce_walltime(unit: Job, info: PidInfo) -> None:
+        """SIGTERM a unit that has run longer than its walltime; SIGKILL it after a grace."""
+        try:
+            walltime = resources_from_args(owner_of(unit).backend_args).walltime_s
+        except SpecError:
+            return  # refused at submission already; nothing to enforce
+        workdir = unit.working_dir
+        if walltime is None or pid_file_age(workdir) <= walltime:
+            return
+        marker = workdir / TIMEOUT_FILE
+        try:
+            stopped_for = time.time() - marker.stat().st_mtime
+        except FileNotFoundError:
+            log.info("%s: walltime of %d s reached, terminating it", unit.name, walltime)
+            marker.write_text(f"walltime {walltime} s\n", encoding="utf-8")
+            signal_group(info.pid, signal.SIGTERM)
+            return
+        if stopped_for > WALLTIME_KILL_GRACE:
+            signal_group(info.pid, signal.SIGKILL)
+
     def _ended(self, rec: SubjobRecord, unit: Job, info: PidInfo) -> StatusUpdate:
-        child = self._children.pop((rec.job_id, rec.subjob_id), None)
+        with self._launcher.lock:
+            child = self._children.pop((rec.job_id, rec.subjob_id), None)
         if child is not None and child.pid != info.pid:
             child = None  # ours lost the launch race; another process ran the unit
         exit_code = read_exit_code(unit.working_dir)
+        if (unit.working_dir / TIMEOUT_FILE).exists():
+            return self._failed(rec, exit_code, TIMEOUT)
         if exit_code is None and child is not None:
             # It died after this poll reaped; it is gone already, so this returns at once.
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -286,7 +327,9 @@ class LocalDriver:
         except OSError as err:
             log.warning("%s: could not start: %s", unit.name, err)
             return self._failed(rec, None, f"could not start: {err}")
-        self._children[(rec.job_id, rec.subjob_id)] = proc
+        with self._launcher.lock:
+            self._children[(rec.job_id, rec.subjob_id)] = proc
+            self._launcher.watch(rec.job_id, proc)
         log.info("%s: started (pid %d)", unit.name, proc.pid)
         return StatusUpdate(rec.job_id, rec.subjob_id, "running")
 

@@ -1,0 +1,84 @@
+"""The ``conformance`` session fixture: every backend of :data:`BACKENDS` runs its jobs at once.
+
+All backends run concurrently (one thread each, driving ``jobfleet`` commands),
+so the whole suite takes about as long as the slowest walltime enforcement
+(real Slurm: 1-2 minutes). A backend whose real scheduler is not here is
+skipped (or fails in CI) through the fixture named in its ``needs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+
+from backends.sge_fixture import sge_cell  # noqa: F401
+from conformance.cases import BACKENDS, Case
+from conformance.driver import DEADLINE, Outcome, run_backend
+from fakesched.core import STATE_ENV, load_personality
+from fakesched.fixture import _pythonpath, running_fake
+
+
+class Conformance:
+    """The runs of every backend, started together; :meth:`outcome` waits for one."""
+
+    def __init__(self, runs: dict[str, Future[Outcome]], unavailable: dict[str, BaseException]):
+        self.runs = runs
+        self.unavailable = unavailable
+
+    def outcome(self, case: Case) -> Outcome:
+        if case.id in self.unavailable:
+            raise self.unavailable[case.id]  # the needs fixture's skip (or CI failure)
+        outcome = self.runs[case.id].result(timeout=DEADLINE + 60)
+        if outcome.error:
+            pytest.fail(f"{case.id}: the conformance run did not finish: {outcome.error}")
+        return outcome
+
+
+@pytest.fixture(scope="session")
+def conformance(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Conformance]:
+    root = tmp_path_factory.mktemp("conformance")
+    unavailable: dict[str, BaseException] = {}
+    with contextlib.ExitStack() as stack:
+        envs = {}
+        for case in BACKENDS:
+            if case.needs:
+                try:
+                    request.getfixturevalue(case.needs)
+                except (pytest.skip.Exception, pytest.fail.Exception) as why:
+                    unavailable[case.id] = why
+                    continue
+            env = {**os.environ, **dict(case.env)}
+            if case.fake:
+                fake = stack.enter_context(running_fake(case.fake, root / case.id / "fakesched"))
+                if case.fake_config:
+                    configure = getattr(load_personality(case.fake), f"configure_{case.fake}")
+                    configure(fake, **dict(case.fake_config))
+                env["PATH"] = f"{fake.bin_dir}{os.pathsep}{env['PATH']}"
+                env.update({"PYTHONPATH": _pythonpath(), STATE_ENV: str(fake.state_dir)})
+            envs[case.id] = env
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=len(BACKENDS)))
+        by_id = {case.id: case for case in BACKENDS}
+        runs = {
+            cid: pool.submit(run_backend, by_id[cid], root / cid / "run", env)
+            for cid, env in envs.items()
+        }
+        yield Conformance(runs, unavailable)
+        for future in runs.values():  # nothing may outlive the session, not even a stuck run
+            with contextlib.suppress(Exception):
+                future.result(timeout=DEADLINE + 60)
+
+
+@pytest.fixture(params=BACKENDS, ids=[case.id for case in BACKENDS])
+def outcome(request: pytest.FixtureRequest, conformance: Conformance) -> Outcome:
+    """The finished run of one backend (each test runs once per backend)."""
+    case: Case = request.param
+    return conformance.outcome(case)
+
+
+__all__ = ["Conformance", "conformance", "outcome"]
