@@ -38,6 +38,16 @@ class Conformance:
         return outcome
 
 
+def _selected(session: pytest.Session) -> list[Case]:
+    """The backends whose tests will run (``-k local`` runs only the local backend)."""
+    wanted: set[str] = set()
+    for item in session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and isinstance(callspec.params.get("outcome"), Case):
+            wanted.add(callspec.params["outcome"].id)
+    return [case for case in BACKENDS if case.id in wanted]
+
+
 @pytest.fixture(scope="session")
 def conformance(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -46,7 +56,7 @@ def conformance(
     unavailable: dict[str, BaseException] = {}
     with contextlib.ExitStack() as stack:
         envs = {}
-        for case in BACKENDS:
+        for case in _selected(request.session):
             if case.needs:
                 try:
                     request.getfixturevalue(case.needs)
