@@ -1,0 +1,142 @@
+"""Scenario 1: local dispatch of trivial subjobs, two at a time, against the minimal floor.
+
+For N subjobs running ``true`` with two processes, in one run:
+
+* floor: a minimal Python loop doing only the unavoidable work per subjob (one
+  directory, one wrapper script, one ``bash`` with stdout/stderr/exit code in
+  files there), two threads;
+* CLI: ``jobfleet submit spec.toml --watch`` (a fresh process, as a user runs it:
+  store, working directories, the runner launching units, statuses in the store);
+* API: ``Job`` + ``ArgumentsSplitter`` + ``Local(max_processes=2)`` (the caf-style
+  backend), from ``submit`` until ``join`` returns.
+
+Each side runs REPEATS times, interleaved, and the medians are compared.
+Usage: python benchmarks/bench_local.py [--quick]
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import TARGET_HEADERS, jobfleet_cli, median, ratio_text, table, target_row, timed
+
+from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, Local, range_arguments
+
+TARGET = 1.2
+REPEATS = 3
+CLI_TIMEOUT = 900.0
+FLOOR_SCRIPT = "#!/bin/bash\ntrue\necho $? > exit_code\n"
+
+SPEC = """\
+name = "bench"
+cmd = ["true"]
+working_dir = "{work}"
+[split]
+arguments = {{ range = [0, {n}] }}
+[backend]
+name = "local"
+max_processes = 2
+"""
+
+
+def floor(n: int, root: Path) -> None:
+    def one(i: int) -> int:
+        workdir = root / str(i)
+        workdir.mkdir(parents=True)
+        (workdir / "run.sh").write_text(FLOOR_SCRIPT)
+        with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
+            return subprocess.call(["/bin/bash", "run.sh"], cwd=workdir, stdout=out, stderr=err)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failed = sum(1 for code in pool.map(one, range(n)) if code)
+    if failed:
+        raise RuntimeError(f"floor: {failed} of {n} subjobs failed")
+
+
+def api(n: int, root: Path) -> None:
+    job = Job("bench")
+    job.working_dir = root
+    job.cmd = ["true"]
+    job.splitter = ArgumentsSplitter(
+        arguments_generator=ArgumentsGenerator(range_arguments, 0, n), max_subjobs=n
+    )
+    backend = Local(max_processes=2)
+    backend.submit(job)
+    backend.join()
+    if job.status != "completed":
+        raise RuntimeError(f"Local backend: {job.status_counts()}")
+
+
+def cli(n: int, root: Path) -> None:
+    spec = root / "bench.toml"
+    spec.write_text(SPEC.format(work=root / "work", n=n))
+    db = str(root / "store.db")
+    jobfleet_cli(["--db", db, "submit", str(spec), "--watch"], timeout=CLI_TIMEOUT)
+
+
+Side = Callable[[int, Path], None]
+
+
+def measure(n: int, sides: dict[str, Side], repeats: int) -> dict[str, list[float]]:
+    """Wall seconds of each side, ``repeats`` times, interleaved so noise hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    for _ in range(repeats):
+        for name, side in sides.items():
+            with tempfile.TemporaryDirectory(prefix="jf-bench-local-") as tmp:
+                times[name].append(timed(lambda: side(n, Path(tmp))))  # noqa: B023
+    return times
+
+
+def run(quick: bool = False) -> str:
+    sizes = [40] if quick else [1000, 10_000]
+    repeats = 1 if quick else REPEATS
+    sides: dict[str, Side] = {"floor": floor, "cli": cli, "api": api}
+    rows, detail = [], []
+    for n in sizes:
+        times = measure(n, sides, repeats)
+        base = median(times["floor"])
+        for name, label in (("cli", "`jobfleet submit --watch`"), ("api", "`Local` backend (API)")):
+            ours = median(times[name])
+            rows.append(
+                target_row(
+                    f"{n:,} subjobs, {label}",
+                    f"{ours:.2f} s",
+                    f"{base:.2f} s",
+                    ratio_text(ours, base),
+                    f"<= {TARGET}x",
+                    ours / base <= TARGET,
+                )
+            )
+        per = ", ".join(
+            f"{name}: " + " / ".join(f"{t:.2f}" for t in ts) for name, ts in times.items()
+        )
+        detail.append(f"- N = {n:,}: {per} s")
+    return "\n".join(
+        [
+            "## 1. Local dispatch",
+            "",
+            "Trivial subjobs (`true`), `max_processes = 2`, wall time from submission until all "
+            "ended. Baseline: the minimal floor (a directory, a wrapper script and one `bash` per "
+            "subjob, stdout/stderr/exit code in files, two threads). jobfleet: the command a user "
+            "runs (`jobfleet submit spec.toml --watch`, a fresh process, including interpreter "
+            "start-up and the store), and the caf-style `Local` backend from Python. "
+            f"Medians of {repeats} interleaved runs.",
+            "",
+            table(TARGET_HEADERS, rows),
+            "",
+            "Every run (seconds, in order):",
+            "",
+            *detail,
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(run(quick="--quick" in sys.argv[1:]))
