@@ -549,3 +549,26 @@ class Store:
         """Give up ``scope`` if ``owner`` holds it (no-op otherwise)."""
         with self._txn(f"releasing lease {scope!r}", write=True) as conn:
             conn.execute("DELETE FROM leases WHERE scope = ? AND owner = ?", (scope, owner))
+
+    def lease_holder(self, scope: str) -> str | None:
+        """Who holds ``scope`` now (``None`` if nobody, or the lease expired)."""
+        with self._txn(f"reading lease {scope!r}", write=False) as conn:
+            row = conn.execute(
+                "SELECT owner FROM leases WHERE scope = ? AND expires_at > ?", (scope, _now())
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def take_over_lease(self, scope: str, previous: str, owner: str, ttl: float) -> bool:
+        """Hold ``scope`` for ``ttl`` seconds if ``previous`` still holds it (e.g. it died)."""
+        if ttl <= 0:
+            raise ValueError(f"{self.path}: lease {scope!r}: ttl must be > 0, got {ttl}")
+        with self._txn(f"taking over lease {scope!r}", write=True) as conn:
+            cur = conn.execute(
+                "UPDATE leases SET owner = ?, expires_at = ? WHERE scope = ? AND owner = ?",
+                (owner, _now() + ttl, scope, previous),
+            )
+            taken = cur.rowcount == 1
+        log.debug(
+            "%s: lease %r taken over from %r by %r: %s", self.path, scope, previous, owner, taken
+        )
+        return taken

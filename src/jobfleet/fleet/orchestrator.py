@@ -120,10 +120,36 @@ class Fleet:
         """Whether this fleet held ``poll:<backend>`` at its last watch step."""
         return backend in self._held
 
+    def _holder_died(self, scope: str) -> str | None:
+        """The holder of ``scope`` if it is a process of this host that no longer exists."""
+        holder = self.store.lease_holder(scope)
+        if holder is None:
+            return None
+        host, _, rest = holder.partition(":")
+        pid_text = rest.split(":", 1)[0]
+        if host != socket.gethostname() or not pid_text.isdigit():
+            return None  # another machine's process, or not ours to judge: wait for the TTL
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return holder
+        except PermissionError:
+            return None  # alive, someone else's
+        return None
+
     @contextlib.contextmanager
     def lease_submission(self, record: JobRecord) -> Iterator[Callable[[], None]]:
         scope = f"submit:{record.id}"
-        if not self.store.acquire_lease(scope, self.owner, _SUBMIT_TTL):
+        acquired = self.store.acquire_lease(scope, self.owner, _SUBMIT_TTL)
+        if not acquired:
+            # A submitter killed with SIGKILL keeps its lease for _SUBMIT_TTL; a
+            # resume must not have to wait that long when the holder is gone.
+            dead = self._holder_died(scope)
+            if dead is not None:
+                acquired = self.store.take_over_lease(scope, dead, self.owner, _SUBMIT_TTL)
+                if acquired:
+                    log.warning("job %s: took over the submission of dead %s", record.name, dead)
+        if not acquired:
             raise JobBusyError(
                 f"job {record.name!r} is being submitted by another process; try again later"
             )
@@ -142,7 +168,7 @@ class Fleet:
         if self.store.acquire_lease(scope, probe, 1.0):
             self.store.release_lease(scope, probe)
             return False
-        return True
+        return self._holder_died(scope) is None
 
     def hand_over(
         self,
