@@ -127,7 +127,7 @@ def submit(
     err = err_console()
     err.print(f"submitted {count} subjob(s) of job {record.name} (id {record.id}) to {backend}")
     if then_watch:
-        return watch_jobs(fleet, [record.id], interval=None, quiet=False)
+        return watch_jobs(fleet, [record.id], interval=None, quiet=False, stop_on_interrupt=True)
     if not no_runner and fleet.ensure_runner(record) is not None:
         err.print(f"a background runner follows it; log: {job.working_dir / RUNNER_LOG}")
     err.print(f"follow it with: jobfleet watch {record.name}")

@@ -14,7 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from jobfleet.cli.common import err_console, state_of
 from jobfleet.fleet import Fleet, get_driver
-from jobfleet.fleet.driver import is_registered
+from jobfleet.fleet.control import cancel
+from jobfleet.fleet.driver import is_registered, needs_runner
 from jobfleet.fleet.progress import JobProgress
 
 __all__ = ["COMMANDS", "counts_text", "watch", "watch_jobs"]
@@ -78,8 +79,34 @@ def _note(job: JobProgress) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
-def watch_jobs(fleet: Fleet, job_ids: Sequence[int], *, interval: float | None, quiet: bool) -> int:
-    """Watch steps until every job has ended; 0 if everything completed, else 1."""
+#: Reason stored for the units ``submit --watch`` stops on Ctrl-C.
+INTERRUPTED = "interrupted (Ctrl-C)"
+
+
+def _stop_interrupted(fleet: Fleet, job_ids: Sequence[int]) -> dict[str, int]:
+    """Stop the unfinished units of runner-driven jobs (local); job name -> how many."""
+    stopped = {}
+    for job_id in job_ids:
+        record = fleet.job_record(job_id)
+        if needs_runner(record.backend):
+            stopped[record.name] = cancel(fleet, job_id, reason=INTERRUPTED)
+    return stopped
+
+
+def watch_jobs(
+    fleet: Fleet,
+    job_ids: Sequence[int],
+    *,
+    interval: float | None,
+    quiet: bool,
+    stop_on_interrupt: bool = False,
+) -> int:
+    """Watch steps until every job has ended; 0 if everything completed, else 1.
+
+    ``stop_on_interrupt`` (``submit --watch``): Ctrl-C also stops the jobs that
+    run on this machine (local), recording them as interrupted, instead of
+    leaving them to a background runner.
+    """
     pause = interval if interval is not None else _interval(fleet, job_ids)
     console = err_console()
     progress = Progress(
@@ -106,7 +133,13 @@ def watch_jobs(fleet: Fleet, job_ids: Sequence[int], *, interval: float | None, 
                     break
                 time.sleep(pause)
     except KeyboardInterrupt:
-        if not quiet:
+        stopped = _stop_interrupted(fleet, job_ids) if stop_on_interrupt else {}
+        for name, count in stopped.items():
+            console.print(
+                f"{name}: stopped {count} unfinished subjob(s); "
+                f"run them again with: jobfleet resubmit {name} --failed"
+            )
+        if not quiet and not stopped:
             console.print("stopped watching; the jobs go on (jobfleet watch picks them up again)")
         raise
     finally:

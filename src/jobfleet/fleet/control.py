@@ -17,7 +17,13 @@ log = logging.getLogger("jobfleet.fleet.control")
 _UNFINISHED = ("init", "submitted", "running")
 
 
-def cancel(fleet: Fleet, ref: str | int, subjob_ids: Iterable[int] | None = None) -> int:
+def cancel(
+    fleet: Fleet,
+    ref: str | int,
+    subjob_ids: Iterable[int] | None = None,
+    *,
+    reason: str = CANCELLED,
+) -> int:
     """Cancel a job's unfinished units (or those of ``subjob_ids``); returns how many.
 
     They are marked ``failed`` ("cancelled") in the store first: a final status
@@ -32,7 +38,7 @@ def cancel(fleet: Fleet, ref: str | int, subjob_ids: Iterable[int] | None = None
         if not targets:
             return 0
         store.update_statuses(
-            StatusUpdate(record.id, r.subjob_id, "failed", reason=CANCELLED) for r in targets
+            StatusUpdate(record.id, r.subjob_id, "failed", reason=reason) for r in targets
         )
         handed_over = [r for r in targets if r.status != "init"]
         if handed_over:

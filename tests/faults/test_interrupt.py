@@ -1,0 +1,175 @@
+"""Ctrl-C (SIGINT) to ``jobfleet`` while local subjobs run and while a big submission is prepared.
+
+``submit --watch`` on the local backend is the process running the subjobs:
+Ctrl-C must stop them (their process groups gone), record them as interrupted,
+and leave a job that ``resubmit --failed`` finishes. Ctrl-C during the
+preparation of a submission must end in one clean line, leave a consistent
+store, and ``submit --resume`` must send exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+from cli.conftest import db  # noqa: F401
+from helpers import wait_until
+from jobfleet.cli.watch import INTERRUPTED
+from jobfleet.fleet.unitfiles import PID_FILE
+from jobfleet.store import Store
+from reliability_report import Reliability
+
+from ._support import group_alive, jobfleet_process, marker_lines, run_jobfleet
+
+RUNNING_SPEC = """
+name = "ctrlc"
+cmd = ["bash", "-c", "echo start >> {marks}/$1.mark; [ -e {gate} ] || sleep 60", "unit"]
+working_dir = "{work}"
+[split]
+arguments = {{ range = [0, {n}] }}
+[backend]
+name = "local"
+max_processes = {parallel}
+"""
+
+BIG_SPEC = """
+name = "bigprep"
+cmd = ["bash", "-c", "echo once >> {marks}/$1.mark", "unit"]
+working_dir = "{work}"
+[split]
+arguments = {{ range = [0, {n}] }}
+[backend]
+name = "local"
+max_processes = 8
+"""
+
+
+def _pids(work: Path) -> dict[int, int]:
+    """Subjob id -> pid of its running process, from the local driver's pid files."""
+    found = {}
+    for path in work.glob(f"*/{PID_FILE}"):
+        fields = path.read_text().split()
+        if fields:
+            found[int(path.parent.name)] = int(fields[0])
+    return found
+
+
+def _statuses(db_path: Path, job: str) -> Counter[tuple[str, str | None]]:
+    with Store(db_path) as store:
+        rows = store.subjobs(store.get_job(job).id)
+    return Counter((str(r.status), r.reason) for r in rows)
+
+
+def test_ctrl_c_stops_local_run_and_resubmit_finishes(
+    db: Path,  # noqa: F811
+    tmp_path: Path,
+    reliability: Reliability,
+) -> None:
+    """SIGINT to ``submit --watch`` (local, 3 of 6 subjobs running): they are killed
+    and stored as interrupted; ``resubmit --failed`` then completes the job."""
+    n, parallel = 6, 3
+    marks, work, gate = tmp_path / "marks", tmp_path / "work", tmp_path / "gate"
+    marks.mkdir()
+    spec = tmp_path / "ctrlc.toml"
+    spec.write_text(RUNNING_SPEC.format(marks=marks, gate=gate, work=work, n=n, parallel=parallel))
+
+    proc = jobfleet_process("submit", str(spec), "--watch")
+    wait_until(lambda: len(marker_lines(marks)) == parallel, timeout=60, what="3 subjobs running")
+    running = _pids(work)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    gone = wait_until(
+        lambda: not any(group_alive(pid) for pid in running.values()) or None,
+        timeout=20,
+        what="the interrupted subjobs' process groups to go",
+    )
+    after_interrupt = _statuses(db, "ctrlc")
+
+    gate.touch()  # the second attempt finishes at once
+    again = run_jobfleet("resubmit", "ctrlc", "--failed")
+    watched = run_jobfleet("watch", "ctrlc", "--interval", "0.2", "--quiet", timeout=120)
+    final = _statuses(db, "ctrlc")
+    runs = marker_lines(marks)
+    reliability.record(
+        backend="local",
+        cases=n,
+        unit="subjobs",
+        faults=1,
+        lost=n - final[("completed", None)],
+        duplicated=sum(1 for sid, count in runs.items() if count > (2 if sid in running else 1)),
+        detail=f"SIGINT to submit --watch with {len(running)} subjobs running",
+    )
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + out
+    assert err.strip().splitlines()[-1] == "error: aborted"  # click: Ctrl-C aborts
+    assert f"ctrlc: stopped {n} unfinished subjob(s)" in err
+    assert gone and len(running) == parallel
+    assert after_interrupt == {("failed", INTERRUPTED): n}
+    assert again.code == 0, again.err
+    assert watched.code == 0, watched.err
+    assert final == {("completed", None): n}
+    # Interrupted ones ran twice (the first run stopped), never-started ones once.
+    assert runs == {i: 2 if i in running else 1 for i in range(n)}
+
+
+def test_ctrl_c_during_submission_then_resume(
+    db: Path,  # noqa: F811
+    tmp_path: Path,
+    reliability: Reliability,
+) -> None:
+    """SIGINT to ``jobfleet submit`` of 1,500 local subjobs while it prepares working
+    dirs: one clean line, then ``submit --resume`` sends exactly the rest."""
+    n = 1500
+    marks, work = tmp_path / "marks", tmp_path / "work"
+    marks.mkdir()
+    spec = tmp_path / "bigprep.toml"
+    spec.write_text(BIG_SPEC.format(marks=marks, work=work, n=n))
+
+    def recorded() -> int:
+        if not db.exists():
+            return 0
+        with Store(db) as store:
+            jobs = store.list_jobs()
+            return store.counts(jobs[0].id).get("submitted", 0) if jobs else 0
+
+    proc = jobfleet_process("submit", str(spec))
+    wait_until(lambda: recorded() >= 100, timeout=120, what="the first units recorded")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    with Store(db) as store:
+        integrity = store.integrity_check()
+    before = _statuses(db, "bigprep")
+
+    resumed = run_jobfleet("submit", str(spec), "--resume", "bigprep", timeout=180)
+    watched = run_jobfleet("watch", "bigprep", "--interval", "0.2", "--quiet", timeout=240)
+    final = _statuses(db, "bigprep")
+    with Store(db) as store:
+        attempts = Counter(r.attempt for r in store.subjobs(store.get_job("bigprep").id))
+    runs = marker_lines(marks)
+    reliability.record(
+        backend="local",
+        cases=n,
+        unit="subjobs",
+        faults=1,
+        lost=n - sum(1 for i in range(n) if runs.get(i) == 1),
+        duplicated=sum(1 for count in runs.values() if count > 1),
+        detail=(
+            f"SIGINT during preparation, {before[('submitted', None)]} of {n} "
+            "recorded before it; submit --resume sent the rest"
+        ),
+    )
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["error: aborted"] and out == ""
+    assert integrity == "ok"
+    assert set(before) <= {("submitted", None), ("init", None), ("running", None)}
+    assert 0 < before[("init", None)] < n  # it did stop in the middle
+    unsubmitted = before[("init", None)]
+    assert resumed.code == 0, resumed.err
+    assert f"submitted {unsubmitted} subjob(s)" in resumed.err
+    assert watched.code == 0, watched.err
+    assert final == {("completed", None): n}
+    assert attempts == {1: n}
+    assert runs == dict.fromkeys(range(n), 1)
+    assert os.path.getsize(db) > 0

@@ -1,0 +1,124 @@
+"""The submitting process is SIGKILLed half-way through a 2,000-subjob submission.
+
+The scheduler is the fake LSF of tests/fakesched with arrays of at most 100
+tasks, so the submission is 20 ``bsub`` calls. A ``bsub`` wrapper first on
+``PATH`` stops the 6th call before it reaches the scheduler and tells the test,
+which then kills ``jobfleet submit``: the kill lands deterministically in the
+middle, with 500 subjobs handed over and recorded and 1,500 not. ``jobfleet
+submit --resume`` must then send exactly the missing 1,500: the fake's own
+records and the marker files the subjobs write show each subjob submitted and
+run exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections import Counter
+from pathlib import Path
+
+from cli.conftest import db  # noqa: F401
+from fakesched.fixture import FakeHandle, fake_scheduler_fixture
+from helpers import wait_until
+from jobfleet.store import Store
+from reliability_report import Reliability
+
+from ._support import jobfleet_process, marker_lines, run_jobfleet
+
+N = 2000
+ARRAY = 100  # tasks per bsub call
+STOP_AT = 6  # the bsub call the kill lands in
+
+lsf = fake_scheduler_fixture("lsf", queue_delay=0.0, max_running=32)
+
+SPEC = """
+name = "bigsubmit"
+cmd = ["bash", "-c", "echo once >> {marks}/$1.mark", "unit"]
+working_dir = "{work}"
+[split]
+arguments = {{ range = [0, {n}] }}
+[backend]
+name = "lsf"
+max_array_size = {array}
+poll_interval = 0.5
+"""
+
+GATE = """#!/bin/sh
+# Count bsub calls; stop call {stop} before the scheduler sees it, and say so.
+n=$(( $(cat {state}/count 2>/dev/null || echo 0) + 1 ))
+echo $n > {state}/count
+if [ "$n" -eq {stop} ]; then
+    echo $$ > {state}/stopped.pid
+    exec sleep 600
+fi
+exec {real} "$@"
+"""
+
+
+def _submitted(db_path: Path) -> Counter[str]:
+    with Store(db_path) as store:
+        return Counter(str(r.status) for r in store.subjobs(store.get_job("bigsubmit").id))
+
+
+def test_killed_submission_is_resumed_exactly(
+    lsf: FakeHandle,
+    db: Path,  # noqa: F811
+    tmp_path: Path,
+    reliability: Reliability,
+) -> None:
+    """SIGKILL ``jobfleet submit`` of 2,000 subjobs (fake LSF) in its 6th of 20 ``bsub``
+    calls; ``submit --resume`` sends exactly the 1,500 missing ones."""
+    marks, gate_dir, bin_dir = tmp_path / "marks", tmp_path / "gate", tmp_path / "gatebin"
+    for d in (marks, gate_dir, bin_dir):
+        d.mkdir()
+    real_bsub = shutil.which("bsub")
+    assert real_bsub is not None and Path(real_bsub).parent == lsf.bin_dir
+    (bin_dir / "bsub").write_text(GATE.format(stop=STOP_AT, state=gate_dir, real=real_bsub))
+    (bin_dir / "bsub").chmod(0o755)
+    spec = tmp_path / "bigsubmit.toml"
+    spec.write_text(SPEC.format(marks=marks, work=tmp_path / "work", n=N, array=ARRAY))
+
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    submitter = jobfleet_process("submit", str(spec), "--no-runner", env=env)
+    stopped = gate_dir / "stopped.pid"
+    wait_until(stopped.exists, timeout=120, what="the 6th bsub call")
+    submitter.send_signal(signal.SIGKILL)
+    submitter.wait(timeout=10)
+    wait_until(lambda: stopped.read_text().strip(), timeout=10, what="the gate's pid")
+    os.kill(int(stopped.read_text()), signal.SIGKILL)  # the call never reaches the scheduler
+
+    before = _submitted(db)
+    in_scheduler_before = len(lsf.jobs())
+    resumed = run_jobfleet("submit", str(spec), "--resume", "bigsubmit", "--no-runner", timeout=300)
+    watched = run_jobfleet("watch", "bigsubmit", "--interval", "0.5", "--quiet", timeout=240)
+
+    with Store(db) as store:
+        rows = store.subjobs(store.get_job("bigsubmit").id)
+    fake_ids = Counter(job.id for job in lsf.jobs())
+    native = Counter(str(r.native_id) for r in rows)
+    runs = marker_lines(marks)
+    lost = sum(1 for r in rows if r.status != "completed" or runs.get(r.subjob_id, 0) == 0)
+    twice = sum(1 for n in fake_ids.values() if n > 1) + sum(1 for n in runs.values() if n > 1)
+    twice += sum(1 for r in rows if r.attempt != 1) + len(set(fake_ids) - set(native))
+    reliability.record(
+        backend="lsf (fake)",
+        cases=N,
+        unit="subjobs",
+        faults=1,
+        lost=lost,
+        duplicated=twice,
+        detail=(
+            f"jobfleet submit SIGKILLed during bsub call {STOP_AT} of {N // ARRAY}; "
+            f"{before['submitted']} recorded before the kill, "
+            f"{len(fake_ids) - in_scheduler_before} sent by --resume"
+        ),
+    )
+    assert before == {"submitted": (STOP_AT - 1) * ARRAY, "init": N - (STOP_AT - 1) * ARRAY}
+    assert in_scheduler_before == (STOP_AT - 1) * ARRAY  # the scheduler agrees with the store
+    assert resumed.code == 0, resumed.err
+    assert f"submitted {N - (STOP_AT - 1) * ARRAY} subjob(s)" in resumed.err
+    assert watched.code == 0, watched.err
+    assert len(fake_ids) == N and set(fake_ids) == set(native)
+    assert runs == dict.fromkeys(range(N), 1)
+    assert {(str(r.status), r.attempt, r.exit_code) for r in rows} == {("completed", 1, 0)}
