@@ -20,6 +20,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from jobfleet.errors import JobfleetError, JobNotFoundError
@@ -31,10 +32,10 @@ from jobfleet.fleet.driver import (
     unit_of,
 )
 from jobfleet.fleet.policy import RetryPolicy, policy_of
-from jobfleet.fleet.progress import JobProgress, plan_retries
+from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, plan_retries
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
 from jobfleet.job import Job
-from jobfleet.store import WHOLE_JOB, JobRecord, StatusUpdate, Store
+from jobfleet.store import WHOLE_JOB, JobRecord, StatusUpdate, Store, SubjobRecord
 from jobfleet.workdir import check_job
 
 __all__ = [
@@ -69,6 +70,21 @@ def _default_ttl() -> float:
     except ValueError:
         ttl = 30.0
     return ttl if ttl > 0 else 30.0
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether ``pid`` is a live process here (a zombie nobody has reaped yet is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's, alive
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc to tell a zombie (or it just went): assume alive, wait for the TTL
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 class Fleet:
@@ -129,13 +145,7 @@ class Fleet:
         pid_text = rest.split(":", 1)[0]
         if host != socket.gethostname() or not pid_text.isdigit():
             return None  # another machine's process, or not ours to judge: wait for the TTL
-        try:
-            os.kill(int(pid_text), 0)
-        except ProcessLookupError:
-            return holder
-        except PermissionError:
-            return None  # alive, someone else's
-        return None
+        return holder if not _process_exists(int(pid_text)) else None
 
     @contextlib.contextmanager
     def lease_submission(self, record: JobRecord) -> Iterator[Callable[[], None]]:
@@ -288,7 +298,8 @@ class Fleet:
             if record.backend != backend:
                 continue
             policy = policy_of(record)
-            plan = plan_retries(self.store.subjobs(job_id), policy)
+            open_records, counts = self._open_view(job_id)
+            plan = plan_retries(open_records, policy, total=sum(counts.values()))
             if plan.stopped and job_id not in self._stop_logged:
                 self._stop_logged.add(job_id)
                 log.warning(
@@ -318,15 +329,26 @@ class Fleet:
             StatusUpdate(record.id, r.subjob_id, "failed", reason=reason) for r in left
         )
 
+    def _open_view(self, job_id: int) -> tuple[list[SubjobRecord], dict[str, int]]:
+        """The job's init and failed units, and its counts by status.
+
+        Two reads instead of every subjob per cycle. The units first: a unit that
+        moves in between (reset for a retry, then submitted) is then counted as
+        active by the second read, so a job never looks ended too early.
+        """
+        open_records = self.store.subjobs(job_id, statuses=OPEN_STATUSES)
+        return open_records, self.store.counts(job_id)
+
     def progress(self, record: JobRecord) -> JobProgress:
         """Where ``record``'s job stands, read from the store."""
-        subjobs = self.store.subjobs(record.id)
-        unsubmitted = any(r.status == "init" and r.attempt == 0 for r in subjobs)
-        return JobProgress.of(
+        open_records, counts = self._open_view(record.id)
+        unsubmitted = any(r.status == "init" and r.attempt == 0 for r in open_records)
+        return JobProgress.from_counts(
             record.id,
             record.name,
             record.backend,
-            subjobs,
+            counts,
+            open_records,
             policy_of(record),
             submitting=unsubmitted and self._submitting(record),
         )
