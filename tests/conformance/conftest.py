@@ -17,7 +17,7 @@ import pytest
 
 from backends.sge_fixture import sge_cell  # noqa: F401
 from conformance.cases import BACKENDS, Case
-from conformance.driver import DEADLINE, Outcome, run_backend
+from conformance.driver import DEADLINE, PATHS, Outcome, run_backend
 from fakesched.core import STATE_ENV, load_personality
 from fakesched.fixture import _pythonpath, running_fake
 
@@ -25,27 +25,30 @@ from fakesched.fixture import _pythonpath, running_fake
 class Conformance:
     """The runs of every backend, started together; :meth:`outcome` waits for one."""
 
-    def __init__(self, runs: dict[str, Future[Outcome]], unavailable: dict[str, BaseException]):
+    def __init__(
+        self, runs: dict[tuple[str, str], Future[Outcome]], unavailable: dict[str, BaseException]
+    ) -> None:
         self.runs = runs
         self.unavailable = unavailable
 
-    def outcome(self, case: Case) -> Outcome:
+    def outcome(self, case: Case, path: str) -> Outcome:
         if case.id in self.unavailable:
             raise self.unavailable[case.id]  # the needs fixture's skip (or CI failure)
-        outcome = self.runs[case.id].result(timeout=DEADLINE + 60)
+        outcome = self.runs[case.id, path].result(timeout=DEADLINE + 60)
         if outcome.error:
-            pytest.fail(f"{case.id}: the conformance run did not finish: {outcome.error}")
+            pytest.fail(f"{case.id} ({path}): the conformance run did not finish: {outcome.error}")
         return outcome
 
 
-def _selected(session: pytest.Session) -> list[Case]:
-    """The backends whose tests will run (``-k local`` runs only the local backend)."""
-    wanted: set[str] = set()
+def _selected(session: pytest.Session) -> set[tuple[str, str]]:
+    """The (backend, path) pairs whose tests will run (``-k local-cli`` runs only that one)."""
+    wanted: set[tuple[str, str]] = set()
     for item in session.items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and isinstance(callspec.params.get("outcome"), Case):
-            wanted.add(callspec.params["outcome"].id)
-    return [case for case in BACKENDS if case.id in wanted]
+        param = callspec.params.get("outcome") if callspec is not None else None
+        if isinstance(param, tuple):
+            wanted.add((param[0].id, param[1]))
+    return wanted
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +59,10 @@ def conformance(
     unavailable: dict[str, BaseException] = {}
     with contextlib.ExitStack() as stack:
         envs = {}
-        for case in _selected(request.session):
+        selected = _selected(request.session)
+        for case in BACKENDS:
+            if not any(cid == case.id for cid, _ in selected):
+                continue
             if case.needs:
                 try:
                     request.getfixturevalue(case.needs)
@@ -72,11 +78,12 @@ def conformance(
                 env["PATH"] = f"{fake.bin_dir}{os.pathsep}{env['PATH']}"
                 env.update({"PYTHONPATH": _pythonpath(), STATE_ENV: str(fake.state_dir)})
             envs[case.id] = env
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=len(BACKENDS)))
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=max(1, len(selected))))
         by_id = {case.id: case for case in BACKENDS}
         runs = {
-            cid: pool.submit(run_backend, by_id[cid], root / cid / "run", env)
-            for cid, env in envs.items()
+            (cid, path): pool.submit(run_backend, by_id[cid], path, root / cid / path, env)
+            for cid, path in selected
+            if (env := envs.get(cid)) is not None
         }
         yield Conformance(runs, unavailable)
         for future in runs.values():  # nothing may outlive the session, not even a stuck run
@@ -84,11 +91,14 @@ def conformance(
                 future.result(timeout=DEADLINE + 60)
 
 
-@pytest.fixture(params=BACKENDS, ids=[case.id for case in BACKENDS])
+@pytest.fixture(
+    params=[(case, path) for case in BACKENDS for path in PATHS],
+    ids=[f"{case.id}-{path}" for case in BACKENDS for path in PATHS],
+)
 def outcome(request: pytest.FixtureRequest, conformance: Conformance) -> Outcome:
-    """The finished run of one backend (each test runs once per backend)."""
-    case: Case = request.param
-    return conformance.outcome(case)
+    """The finished run of one backend and path (each test runs once per pair)."""
+    case, path = request.param
+    return conformance.outcome(case, path)
 
 
 __all__ = ["Conformance", "conformance", "outcome"]

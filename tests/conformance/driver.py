@@ -1,15 +1,19 @@
-"""Running the conformance jobs on one backend, through the command line as a user would.
+"""Running the conformance jobs on one backend, as a user would.
 
 :func:`run_backend` writes four specs (a job of several subjobs with awkward
-arguments, one exiting non-zero, one outliving its walltime, one cancelled
-while it runs), submits them with ``jobfleet submit``, watches them together
-with one ``jobfleet watch``, cancels the fourth once it runs
-(``jobfleet cancel``) and reads every job back with ``jobfleet status --json``.
+arguments, one whose subjobs exit 3 and die of SIGKILL, one outliving its
+walltime, one cancelled while it runs). Through the command line (``"cli"``)
+it submits them with ``jobfleet submit``, watches them together with one
+``jobfleet watch``, cancels the fourth once it runs (``jobfleet cancel``) and
+reads every job back with ``jobfleet status --json``; through the library
+(``"library"``) :mod:`conformance.library` does the same with
+``Backend.submit`` / ``cancel`` and ``monitor_jobs``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,10 +24,12 @@ from typing import Any
 
 from conformance.cases import AWKWARD_SUBJOBS, EXIT_CODE, FIXED_ARGS, Case
 
-__all__ = ["JOBS", "Outcome", "run_backend"]
+__all__ = ["JOBS", "PATHS", "Outcome", "run_backend"]
 
 #: The four jobs, by role.
 JOBS = {"ok": "conf-ok", "exit": "conf-exit", "timeout": "conf-timeout", "cancel": "conf-cancel"}
+#: The ways in: the command line (store-driven fleet) and the caf.backends-style library.
+PATHS = ("cli", "library")
 #: Deadline of one backend's whole run (the Slurm timeout job alone takes 1-2 min).
 DEADLINE = 300.0
 
@@ -44,6 +50,8 @@ if mode == "ok":
         out.write(f"{{len(data)}}\\n")
 elif mode == "exit":
     sys.exit({exit_code})
+elif mode == "kill":
+    os.kill(os.getpid(), 9)
 else:
     time.sleep(600)
     open(os.path.join(MARKS, tag + ".finished"), "w").close()
@@ -55,6 +63,7 @@ class Outcome:
     """What one backend did with the four jobs."""
 
     case: Case
+    path: str
     root: Path
     #: ``jobfleet status JOB --json`` of each job, by role.
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -94,6 +103,8 @@ def _spec(case: Case, role: str) -> str:
     if role == "ok":
         lines += [f"args = {_toml(FIXED_ARGS)}", 'output_patterns = ["argv.bin", "result.txt"]']
         lines += ["[split]", f"arguments = {{ values = {_toml(AWKWARD_SUBJOBS)} }}"]
+    elif role == "exit":
+        lines += ["[split]", 'arguments = { values = [["mode:exit"], ["mode:kill"]] }']
     else:
         lines.append(f"args = {_toml(['mode:' + role])}")
     if role == "timeout":
@@ -126,9 +137,22 @@ def _until(condition: Any, deadline: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def run_backend(case: Case, root: Path, env: Mapping[str, str]) -> Outcome:
+def _library(root: Path, env: Mapping[str, str], deadline: float) -> dict[str, Any]:
+    tests = str(Path(__file__).resolve().parents[1])
+    pythonpath = os.pathsep.join(filter(None, [tests, env.get("PYTHONPATH")]))
+    with open(root / "library.log", "wb") as log:
+        subprocess.run(
+            [sys.executable, "-m", "conformance.library", str(root)],
+            env={**env, "PYTHONPATH": pythonpath}, stdout=log, stderr=log, check=True,
+            timeout=max(1.0, deadline - time.monotonic()),
+        )  # fmt: skip
+    status: dict[str, Any] = json.loads((root / "status.json").read_text(encoding="utf-8"))
+    return status
+
+
+def run_backend(case: Case, path: str, root: Path, env: Mapping[str, str]) -> Outcome:
     """Run the four jobs on ``case``'s backend under ``root``; never raises."""
-    outcome = Outcome(case, root)
+    outcome = Outcome(case, path, root)
     start = time.monotonic()
     deadline = start + DEADLINE
     env = {**env, "JOBFLEET_DB": str(root / "jobfleet.db"), "JOBFLEET_LEASE_TTL": "5"}
@@ -143,7 +167,11 @@ def run_backend(case: Case, root: Path, env: Mapping[str, str]) -> Outcome:
             for role in JOBS:
                 spec = root / f"{role}.toml"
                 spec.write_text(_spec(case, role), encoding="utf-8")
-                _jobfleet(env, "submit", str(spec))
+            if path == "library":
+                outcome.status = _library(root, env, deadline)
+                return outcome
+            for role in JOBS:
+                _jobfleet(env, "submit", str(root / f"{role}.toml"))
             watcher = subprocess.Popen(
                 [sys.executable, "-m", "jobfleet.cli", "watch", *JOBS.values(), "--quiet",
                  "--interval", "0.5"],
@@ -162,6 +190,8 @@ def run_backend(case: Case, root: Path, env: Mapping[str, str]) -> Outcome:
             outcome.status = {role: _status(env, role) for role in JOBS}
         except Exception as err:  # reported by every test of this backend
             outcome.error = f"{type(err).__name__}: {err}"
+            if path == "library" and (root / "library.log").exists():
+                outcome.error += "\n" + (root / "library.log").read_text(errors="replace")[-3000:]
         finally:
             if watcher is not None and watcher.poll() is None:
                 watcher.kill()

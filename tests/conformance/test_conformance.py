@@ -25,6 +25,10 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _name(outcome: Outcome) -> str:
+    return f"{outcome.case.id} ({outcome.path})"
+
+
 def _twice(outcome: Outcome, tags: list[str]) -> int:
     return sum(1 for tag in tags if len(outcome.runs(tag)) > 1)
 
@@ -36,7 +40,7 @@ def test_subjobs_follow_the_spec(outcome: Outcome, reliability: Reliability) -> 
     tags = [args[0] for args in AWKWARD_SUBJOBS]
     missing = [tag for tag in tags if not outcome.runs(tag)]
     reliability.record(
-        backend=outcome.case.id, cases=N, unit="subjobs",
+        backend=_name(outcome), cases=N, unit="subjobs",
         lost=len(missing) + abs(N - len(ids)), duplicated=_twice(outcome, tags),
         detail=f"subjob ids {ids}; run took {outcome.seconds:.0f} s",
     )  # fmt: skip
@@ -57,7 +61,7 @@ def test_arguments_reach_the_program_byte_for_byte(
         got[i] = path.read_bytes() if path.exists() else None
     wrong = [i for i in range(N) if got[i] != expected_argv(i)]
     reliability.record(
-        backend=outcome.case.id, cases=N, unit="subjobs", lost=len(wrong),
+        backend=_name(outcome), cases=N, unit="subjobs", lost=len(wrong),
         detail="argv compared as NUL-separated bytes",
     )  # fmt: skip
     assert {i: got[i] for i in wrong} == {i: expected_argv(i) for i in wrong}
@@ -71,12 +75,12 @@ def test_outputs_are_collected(outcome: Outcome, reliability: Reliability) -> No
         files = sorted(folder.iterdir()) if folder.is_dir() else []
         collected[i] = {p.name: p.read_bytes() for p in files}
     wrong = [i for i in range(N) if collected[i] != expected_outputs(i)]
-    reliability.record(backend=outcome.case.id, cases=N, unit="subjobs", lost=len(wrong))
+    reliability.record(backend=_name(outcome), cases=N, unit="subjobs", lost=len(wrong))
     assert {i: collected[i] for i in wrong} == {i: expected_outputs(i) for i in wrong}
 
 
 def test_final_statuses_and_exit_codes(outcome: Outcome, reliability: Reliability) -> None:
-    """Completed subjobs exit 0; the failing job exits 3; the job statuses agree."""
+    """Completed subjobs exit 0; the failing ones exit 3 and 137 (SIGKILL); job statuses agree."""
     got = {
         "ok": [(s["status"], s["exit_code"]) for s in outcome.subjobs("ok")],
         "exit": [(s["status"], s["exit_code"]) for s in outcome.subjobs("exit")],
@@ -84,28 +88,30 @@ def test_final_statuses_and_exit_codes(outcome: Outcome, reliability: Reliabilit
     }
     expected = {
         "ok": [("completed", 0)] * N,
-        "exit": [("failed", EXIT_CODE)],
+        "exit": [("failed", EXIT_CODE), ("failed", 128 + 9)],
         "jobs": {"ok": "completed", "exit": "failed", "timeout": "failed", "cancel": "failed"},
     }
     units, wanted = got["ok"] + got["exit"], expected["ok"] + expected["exit"]
     wrong = sum(a != b for a, b in zip(units, wanted, strict=False)) + abs(len(units) - len(wanted))
-    reliability.record(backend=outcome.case.id, cases=N + 1, unit="subjobs", lost=wrong)
+    reliability.record(backend=_name(outcome), cases=N + 2, unit="subjobs", lost=wrong)
     assert got == expected
 
 
-def test_nonzero_exit_reason(outcome: Outcome, reliability: Reliability) -> None:
-    """A program exiting 3 fails with reason ``exit code 3``, and is not retried."""
-    [sub] = outcome.subjobs("exit")
-    runs = outcome.runs("exit")
+def test_nonzero_exit_reasons(outcome: Outcome, reliability: Reliability) -> None:
+    """Exit 3 fails with reason ``exit code 3``, SIGKILL with ``killed by signal 9 (SIGKILL)``."""
+    got = [(s["status"], s["exit_code"], s["reason"]) for s in outcome.subjobs("exit")]
+    expected = [
+        ("failed", EXIT_CODE, f"exit code {EXIT_CODE}"),
+        ("failed", 137, "killed by signal 9 (SIGKILL)"),
+    ]
+    runs = [outcome.runs(tag) for tag in ("exit", "kill")]
     reliability.record(
-        backend=outcome.case.id, cases=1, unit="subjobs",
-        lost=int(sub["reason"] != f"exit code {EXIT_CODE}" or not runs),
-        duplicated=int(len(runs) > 1),
+        backend=_name(outcome), cases=2, unit="subjobs",
+        lost=sum(a != b for a, b in zip(got, expected, strict=False)) + abs(len(got) - 2),
+        duplicated=sum(len(r) > 1 for r in runs),
     )  # fmt: skip
-    assert (sub["status"], sub["exit_code"], sub["reason"]) == (
-        "failed", EXIT_CODE, f"exit code {EXIT_CODE}",
-    )  # fmt: skip
-    assert len(runs) == 1
+    assert got == expected
+    assert [len(r) for r in runs] == [1, 1]  # ran once each, not retried
 
 
 def _stopped(outcome: Outcome, role: str) -> tuple[dict[str, object], list[int]]:
@@ -121,7 +127,7 @@ def test_walltime_exceeded_reason(outcome: Outcome, reliability: Reliability) ->
     sub, pids = _stopped(outcome, "timeout")
     finished = (outcome.marks / "timeout.finished").exists()
     reliability.record(
-        backend=outcome.case.id, cases=1, unit="subjobs",
+        backend=_name(outcome), cases=1, unit="subjobs",
         lost=int(sub["reason"] != "timeout" or finished or not pids),
         duplicated=int(len(pids) > 1),
         detail=f"walltime {outcome.case.walltime}; exit code {sub['exit_code']}",
@@ -138,7 +144,7 @@ def test_cancel_reason(outcome: Outcome, reliability: Reliability) -> None:
     sub, pids = _stopped(outcome, "cancel")
     finished = (outcome.marks / "cancel.finished").exists()
     reliability.record(
-        backend=outcome.case.id, cases=1, unit="subjobs",
+        backend=_name(outcome), cases=1, unit="subjobs",
         lost=int(sub["reason"] != "cancelled" or finished or not pids),
         duplicated=int(len(pids) > 1),
     )  # fmt: skip
