@@ -27,6 +27,7 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader([_HERE / "templates", _HERE / "backends" / "templates"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        auto_reload=False,  # templates ship with the package: no stat() per render
         autoescape=False,  # shell and scheduler text, quoted explicitly with |q
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))

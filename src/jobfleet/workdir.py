@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -89,11 +90,26 @@ def prepare(job: Job, script: str) -> Path:
             shutil.copytree(entry, workdir / entry.name, dirs_exist_ok=True)
         else:
             shutil.copy2(entry, workdir / entry.name)
-    (workdir / INPUT_DATA_FILE).write_text(json.dumps(job.input_files), encoding="utf-8")
+    _write(workdir / INPUT_DATA_FILE, json.dumps(job.input_files))
     script_path = workdir / SUBMIT_SCRIPT
-    script_path.write_text(script, encoding="utf-8")
-    script_path.chmod(0o755)
+    _write(script_path, script, executable=True)
     return script_path
+
+
+def _write(path: Path, text: str, *, executable: bool = False) -> None:
+    """Write ``text`` to ``path`` with plain os calls (a big job writes 100,000s of files).
+
+    An executable gets mode 0755 whatever the umask or the mode of a file already there.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755 if executable else 0o666)
+    try:
+        if executable:
+            os.fchmod(fd, 0o755)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def read_exit_code(workdir: Path) -> int | None:

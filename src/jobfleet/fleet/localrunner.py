@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import threading
@@ -99,6 +100,9 @@ _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
 _OPTIONS = ("max_processes", "inherit_env")
+#: Prepared units are recorded in the store at least this many at a time, or after this long.
+_RECORD_BATCH = 1000
+_RECORD_EVERY = 0.5
 
 
 def _max_processes(options: Mapping[str, Any]) -> int:
@@ -151,14 +155,23 @@ class LocalDriver:
 
     def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
         """Prepare the units' working directories; they run once a runner polls."""
+        # One listing instead of a stat per unit: only a directory already there can
+        # hold a previous attempt to forget (a resubmission, a --resume).
+        try:
+            existing = set(os.listdir(job.working_dir))
+        except FileNotFoundError:
+            existing = set()
         batch: list[tuple[int, str]] = []
+        last = time.monotonic()
         for unit in units:
-            self._forget_previous_attempt(unit.working_dir)
+            if unit is job or unit.working_dir.name in existing:
+                self._forget_previous_attempt(unit.working_dir)
             prepare(unit, self.render_script(unit))
             batch.append((subjob_id_of(unit), "local"))
-            if len(batch) >= 100:  # commit in chunks so progress shows and little is redone
+            # Commit in chunks (each a transaction) so progress shows and little is redone.
+            if len(batch) >= _RECORD_BATCH or time.monotonic() - last > _RECORD_EVERY:
                 record(batch)
-                batch = []
+                batch, last = [], time.monotonic()
         if batch:
             record(batch)
 
