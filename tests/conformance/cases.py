@@ -64,10 +64,11 @@ FIXED_ARGS = ["fixed arg", ""]
 #: schedulers' argument syntaxes and JDL parameter expansion could mangle.
 AWKWARD_SUBJOBS: list[list[str]] = [
     ["s0", "plain", "with space", "  two  spaces  ", ""],
-    ["s1", "it's", 'say "hi"', "$HOME", "${USER}", "`id`", "$(id)"],
-    ["s2", "a;b", "a&&b|c", "line1\nline2", "tab\there", "back\\slash", "'", '"'],
-    ["s3", "ünïcødé ✓", "*", "?", "[x]", "~", "--opt=--x", "-n", "%s", "%(name)s", "100%"],
-    ["s4", "{a,b}", "#hash", "x=y", "<in", ">out", "!bang", "é\u00a0nbsp"],
+    ["s1", "it's", 'say "hi"', "$HOME", "${USER}", "`touch pwned`", "$(touch pwned)"],
+    ["s2", "a;b", "; touch pwned;", "a&&b|c", "line1\nline2", "tab\there", "back\\slash", "'"],
+    ["s3", '"', "x" * 3000],
+    ["s4", "ünïcødé ✓", "*", "?", "[x]", "~", "--opt=--x", "-n", "%s", "%(name)s", "100%"],
+    ["s5", "{a,b}", "#hash", "x=y", "<in", ">out", "!bang", "é\u00a0nbsp"],
 ]
 #: The exit code of the failing job, and its reason on every backend.
 EXIT_CODE = 3

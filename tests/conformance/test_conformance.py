@@ -65,6 +65,7 @@ def test_arguments_reach_the_program_byte_for_byte(
         detail="argv compared as NUL-separated bytes",
     )  # fmt: skip
     assert {i: got[i] for i in wrong} == {i: expected_argv(i) for i in wrong}
+    assert not list(outcome.root.rglob("pwned"))  # no argument was run as a command
 
 
 def test_outputs_are_collected(outcome: Outcome, reliability: Reliability) -> None:
