@@ -216,18 +216,6 @@ def test_parametric_limit_is_learnt(dirac: FakeHandle, tmp_path: Path) -> None:
     assert job.status_counts() == {"completed": 10}
 
 
-def test_wall_clock_limit_is_a_timeout(dirac: FakeHandle, tmp_path: Path) -> None:
-    configure_dirac(dirac, seconds_per_cpu_time=0.005)  # CPUTime 200 -> 1 s of wall clock
-    job = _job(tmp_path, "slow")
-    job.cmd = ["sleep", "30"]
-    job.backend_args = {"walltime": 200}
-    backend = Dirac()
-    backend.submit(job)
-    _poll_to_the_end(backend, job, timeout=30)
-    assert (job.status, job.reason) == ("failed", "timeout")
-    assert (job.working_dir / EXIT_CODE_FILE).read_text().strip() == "143"  # SIGTERM'd
-
-
 def test_missing_output_sandbox_fails_after_retries(dirac: FakeHandle, tmp_path: Path) -> None:
     job = _job(tmp_path, "nosandbox")
     job.cmd = ["bash", "-c", 'exit "$1"', "x"]

@@ -54,32 +54,6 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     assert [j.cwd for j in cluster] == [str(job.working_dir / str(i)) for i in range(50)]
 
 
-def test_argument_splitting_exit_codes_and_reasons(condor: FakeHandle, tmp_path: Path) -> None:
-    script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = args_job(tmp_path, "codes", script, 6)
-    job.output_patterns = ["out.txt"]
-    backend = HTCondor(backend_args=FAST)
-    before = command_calls()
-    backend.submit(job)
-    assert calls_since(before, "condor_submit") == 1
-    while not job.ready():
-        before = command_calls()
-        backend.poll(force=True)
-        assert calls_since(before, "condor_q") == 1 and calls_since(before, "condor_history") <= 1
-    assert job.status == "failed"
-    got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
-    assert got == {
-        0: ("completed", 0, None),
-        1: ("failed", 1, "exit code 1"),
-        2: ("failed", 2, "exit code 2"),
-        3: ("completed", 0, None),
-        4: ("failed", 137, "killed by signal 9 (SIGKILL)"),
-        5: ("failed", 2, "exit code 2"),
-    }
-    assert (tmp_path / "codes-out" / "3" / "out.txt").read_text() == "task 3\n"
-    assert not (tmp_path / "codes-out" / "1").exists()  # outputs only of completed subjobs
-
-
 def test_cancel_running_and_idle(condor: FakeHandle, tmp_path: Path) -> None:
     condor.configure(max_running=2)
     job = args_job(tmp_path, "cancel", "sleep 60", 4)

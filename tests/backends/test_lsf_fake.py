@@ -52,31 +52,6 @@ def test_fifty_subjobs_split_by_files_one_bsub_one_bjobs_per_poll(
     assert len(list((job.working_dir / "lsf-logs").iterdir())) == 50
 
 
-def test_argument_splitting_exit_codes_and_reasons(lsf: FakeHandle, tmp_path: Path) -> None:
-    script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = args_job(tmp_path, "codes", script, 6)
-    job.output_patterns = ["out.txt"]
-    backend = LSF(backend_args=FAST)
-    before = command_calls()
-    backend.submit(job)
-    assert calls_since(before, "bsub") == 1
-    while not job.ready():
-        before = command_calls()
-        backend.poll(force=True)
-        assert calls_since(before, "bjobs") == 1
-    assert job.status == "failed"
-    got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
-    assert got == {
-        0: ("completed", 0, None),
-        1: ("failed", 1, "exit code 1"),
-        2: ("failed", 2, "exit code 2"),
-        3: ("completed", 0, None),
-        4: ("failed", 137, "killed by signal 9 (SIGKILL)"),
-        5: ("failed", 2, "exit code 2"),
-    }
-    assert (tmp_path / "codes-out" / "3" / "out.txt").read_text() == "task 3\n"
-
-
 def test_single_job_environment_is_clean_unless_inherited(
     lsf: FakeHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

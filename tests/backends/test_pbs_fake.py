@@ -72,30 +72,6 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     assert sorted(int(t.env[index_var]) for t in fake.jobs()) == list(range(50))
 
 
-def test_argument_splitting_exit_codes_and_reasons(
-    pbs: tuple[FakeHandle, str], tmp_path: Path
-) -> None:
-    _, flavour = pbs
-    script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = args_job(tmp_path, "codes", script, 6)
-    job.output_patterns = ["out.txt"]
-    backend = PBS(backend_args={**FAST, "flavour": flavour})
-    before = command_calls()
-    backend.submit(job)
-    assert calls_since(before, "qsub") == 1
-    assert monitor_jobs([job], heartbeat=0.05) == 1
-    got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
-    assert got == {
-        0: ("completed", 0, None),
-        1: ("failed", 1, "exit code 1"),
-        2: ("failed", 2, "exit code 2"),
-        3: ("completed", 0, None),
-        4: ("failed", 137, "killed by signal 9 (SIGKILL)"),
-        5: ("failed", 2, "exit code 2"),
-    }
-    assert (tmp_path / "codes-out" / "3" / "out.txt").read_text() == "task 3\n"
-
-
 def test_single_job_runs_in_its_working_directory(
     pbs: tuple[FakeHandle, str], tmp_path: Path
 ) -> None:
