@@ -11,6 +11,7 @@ from jobfleet.fleet.policy import RetryPolicy
 from jobfleet.store import STATUS_ORDER, SubjobRecord
 
 __all__ = [
+    "OPEN_STATUSES",
     "JobProgress",
     "RetryPlan",
     "job_status",
@@ -21,6 +22,8 @@ __all__ = [
 #: Failure reasons after which a unit is never retried automatically: a cancel was
 #: wanted, and a resubmission that already failed would only fail again in a loop.
 _NO_RETRY_PREFIXES = (CANCELLED, "resubmission failed")
+#: The statuses whose units retries and "has it ended" look at one by one.
+OPEN_STATUSES = ("init", "failed")
 
 
 def retryable(record: SubjobRecord, policy: RetryPolicy) -> bool:
@@ -48,15 +51,23 @@ class RetryPlan:
     stopped: bool = False  # too many failed: no more retries
 
 
-def plan_retries(subjobs: Iterable[SubjobRecord], policy: RetryPolicy) -> RetryPlan:
-    """Which units of a job to retry under ``policy`` (see :class:`RetryPlan`)."""
+def plan_retries(
+    subjobs: Iterable[SubjobRecord], policy: RetryPolicy, *, total: int | None = None
+) -> RetryPlan:
+    """Which units of a job to retry under ``policy`` (see :class:`RetryPlan`).
+
+    Only the job's ``init`` and ``failed`` units matter, so ``subjobs`` may be just
+    those when ``total`` (the job's number of subjobs) is given.
+    """
     records = list(subjobs)
     failed = [r for r in records if r.status == "failed"]
     # A unit back in init after an attempt was reset for a retry that has not been
     # submitted yet (a crash in between): it is owed a submission.
     pending = [r for r in records if r.status == "init" and r.attempt > 0]
     due = [r for r in failed if retryable(r, policy)]
-    stopped = bool(due) and policy.stops_retries(len(failed), len(records))
+    stopped = bool(due) and policy.stops_retries(
+        len(failed), len(records) if total is None else total
+    )
     return RetryPlan(due=[] if stopped else due, pending=pending, stopped=stopped)
 
 
@@ -87,14 +98,41 @@ class JobProgress:
         submitting: bool,
     ) -> JobProgress:
         records = list(subjobs)
-        plan = plan_retries(records, policy)
-        counts = Counter(r.status for r in records)
+        return cls.from_counts(
+            job_id,
+            name,
+            backend,
+            Counter(r.status for r in records),
+            [r for r in records if r.status in OPEN_STATUSES],
+            policy,
+            submitting=submitting,
+        )
+
+    @classmethod
+    def from_counts(
+        cls,
+        job_id: int,
+        name: str,
+        backend: str,
+        counts: Mapping[str, int],
+        open_records: Iterable[SubjobRecord],
+        policy: RetryPolicy,
+        *,
+        submitting: bool,
+    ) -> JobProgress:
+        """From the counts by status and only the job's ``init`` and ``failed`` units.
+
+        A watcher with 10,000 subjobs then reads a handful of rows per cycle, not all.
+        """
+        records = [r for r in open_records if r.status in OPEN_STATUSES]
+        total = sum(counts.values())
+        plan = plan_retries(records, policy, total=total)
         return cls(
             job_id=job_id,
             name=name,
             backend=backend,
-            counts={s: counts[s] for s in STATUS_ORDER if counts[s]},
-            total=len(records),
+            counts={s: counts[s] for s in STATUS_ORDER if counts.get(s)},
+            total=total,
             retry_due=len(plan.due),
             retry_pending=len(plan.pending),
             unsubmitted=sum(1 for r in records if r.status == "init" and r.attempt == 0),
