@@ -211,14 +211,23 @@ class Slurm(BatchBackend):
 
     def parse_status_output(self, stdout: str) -> dict[str, NativeState]:
         states = {}
+        # Thousands of tasks share a handful of (state, exit status) pairs: one
+        # (immutable) NativeState each, so a 10,000-line answer costs little per line.
+        seen: dict[tuple[str, str], NativeState] = {}
         for line in stdout.splitlines():
             fields = line.strip().split("|")
             if len(fields) < 8 or not fields[0]:
                 continue
-            word = fields[5].split()[0] if fields[5].strip() else ""
-            state = _state(word, parse_raw_wait_status(fields[7]))
-            for native_id in expand_array_id(fields[0]):
-                states[native_id] = state
+            key = (fields[5], fields[7])
+            state = seen.get(key)
+            if state is None:
+                word = fields[5].split()[0] if fields[5].strip() else ""
+                state = seen[key] = _state(word, parse_raw_wait_status(fields[7]))
+            if "[" in fields[0]:
+                for native_id in expand_array_id(fields[0]):
+                    states[native_id] = state
+            else:
+                states[fields[0]] = state
         return states
 
     def history_command(self, native_ids: Sequence[str]) -> list[str] | None:
