@@ -430,9 +430,16 @@ class BatchBackend(Backend):
                 found = self._query(lambda _ids: history, self.parse_history_output, gone)
                 states.update({k: v for k, v in found.items() if v.status.is_final})
         changed = []
+        # A backend with its own _apply (hold reasons, ...) sees every state.
+        plain = type(self)._apply is BatchBackend._apply
         for nid, unit in active.items():
             before = unit.status
             state = states.get(nid)
+            if plain and state is not None and state.status is before and not before.is_final:
+                # Still queued or running as last time: the common case, nothing to do.
+                if self._missing_since:
+                    self._missing_since.pop(nid, None)
+                continue
             if state is None:
                 self._resolve_missing(nid, unit, now)
             else:

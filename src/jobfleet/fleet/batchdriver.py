@@ -25,6 +25,8 @@ __all__ = ["BatchDriver"]
 
 log = logging.getLogger("jobfleet.fleet.batchdriver")
 
+_STATUSES = {s.value: s for s in JobStatus}  # a dict lookup, not an enum call per unit
+
 
 class BatchDriver:
     """Base of the batch drivers; a subclass names its backend class and probe commands."""
@@ -46,6 +48,8 @@ class BatchDriver:
         except (TypeError, ValueError) as err:
             raise BackendOptionsError(f"backend options for {self.name}: {err}") from None
         self._jobs = JobCache()
+        # native id -> (job id, subjob id, unit), as followed at the last poll
+        self._units: dict[str, tuple[int, int, Job]] = {}
         # Retry scaling learnt while polling, by (job name, subjob id): the units the
         # orchestration resubmits are fresh objects that know nothing of it.
         self._scales: dict[tuple[str, int], dict[str, float]] = {}
@@ -73,15 +77,26 @@ class BatchDriver:
     ) -> list[StatusUpdate]:
         units: dict[str, Job] = {}
         job_of: dict[int, int] = {}
+        known, followed = self._units, {}
         for rec in active:
-            if not rec.native_id:
+            native_id = rec.native_id
+            if not native_id:
                 continue
-            unit = self._jobs.unit(job_records[rec.job_id], rec.subjob_id)
-            if unit.status.value != rec.status:  # another process may have moved it
-                unit.set_status(JobStatus(rec.status), force=True)
-            unit.native_id = rec.native_id
-            units[rec.native_id] = unit
+            # The unit followed last cycle under this native id, if it is the same
+            # subjob: no lookup or rebuilding for the thousands that did not change.
+            entry = known.get(native_id)
+            if entry is not None and entry[:2] == (rec.job_id, rec.subjob_id):
+                unit = entry[2]
+            else:
+                unit = self._jobs.unit(job_records[rec.job_id], rec.subjob_id)
+                unit.native_id = native_id
+            stored = _STATUSES[rec.status]
+            if unit.status is not stored:  # another process may have moved it
+                unit.set_status(stored, force=True)
+            units[native_id] = unit
+            followed[native_id] = (rec.job_id, rec.subjob_id, unit)
             job_of[id(unit)] = rec.job_id
+        self._units = followed
         self.backend.follow(units)
         changed = self.backend.poll(force=True)
         for unit in changed:
