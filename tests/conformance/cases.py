@@ -46,6 +46,7 @@ BACKENDS = [
     Case("local", "local", "00:00:05", options="max_processes = 8"),
     Case("slurm", "slurm", "00:01:00", needs="slurm_cluster"),  # --time has minutes
     Case("sge", "sge", "00:00:05", needs="sge_cell"),
+    Case("sge-fake", "sge", "00:00:05", fake="sge"),
     Case("htcondor", "htcondor", "00:00:05", fake="htcondor"),
     Case("lsf", "lsf", "00:01:00", fake="lsf"),  # -W has minutes
     Case("openpbs", "pbs", "00:00:05", 'flavour = "openpbs"', "pbs",

@@ -5,7 +5,9 @@ Output as Son of Grid Engine 8.1.9 prints it (recorded in tests/backends/data/sg
 by one, pending tasks as ranges ``9-20:1`` or lists ``1,3,4``), ``qacct -j`` records,
 ``qdel`` messages, ``qconf -sconf``. Embedded ``#$`` directives are read like options.
 A job that cannot start stays in the error state ``Eqw`` (the core's
-``start_failure_holds``), as real Grid Engine leaves it. See :mod:`fakesched.core`.
+``start_failure_holds``), as real Grid Engine leaves it. ``-l h_rt=[[H:]M:]S`` is enforced
+as on the cell of ci/sge: SIGKILL when it is reached (no ``s_rt`` warning signal), then
+``qacct`` says ``failed 37`` with ``exit_status 137``. See :mod:`fakesched.core`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -100,6 +103,19 @@ def _check(opts: Mapping[str, Any]) -> None:
                 raise QsubError(f'Unable to run job: unknown resource "{name}"')
 
 
+def _h_rt(requests: list[str]) -> int | None:
+    """Seconds of an ``h_rt=[[H:]M:]S`` request among the ``-l`` lists."""
+    for request in requests:
+        for item in request.split(","):
+            name, _, value = item.partition("=")
+            if name == "h_rt":
+                seconds = 0
+                for part in value.split(":"):
+                    seconds = seconds * 60 + int(part or 0)
+                return seconds
+    return None
+
+
 def _stream(path: str | None, name: str, kind: str, number: int, task: int | None, cwd: str) -> str:
     """Where -o / -e puts a stream: a directory gets ``<name>.o<job>[.<task>]``."""
     base = f"{name}.{kind}{number}" + (f".{task}" if task is not None else "")
@@ -164,7 +180,9 @@ def qsub(fake: FakeScheduler, args: list[str]) -> int:
             stderr = stdout if joined else _stream(opts.get("-e"), name, "e", number, task, cwd)
             argv = [opts.get("-S") or "/bin/bash", str(copy), *rest[1:]]
             out.append(Task(argv, cwd, job_environment(bool(opts.get("-V")), env), name,
-                            stdout, stderr, None, {**attrs, "task": task}))  # fmt: skip
+                            stdout, stderr, None, {**attrs, "task": task},
+                            walltime=_h_rt(opts.get("-l", [])),
+                            limit_signals=[signal.SIGKILL]))  # fmt: skip
         return out
 
     jobs = fake.submit(
@@ -292,7 +310,9 @@ def qacct(fake: FakeScheduler, args: list[str]) -> int:
             print(f"error: job id {args[1]} not found", file=sys.stderr)
             return 1
     for job in records:
-        if job.signal is not None:
+        if job.timed_out:
+            failed, status = "37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", "137"
+        elif job.signal is not None:
             failed, status = "100 : assumedly after job", f"{128 + job.signal}"
         elif job.error:
             failed, status = "1   : assumedly before job", "0"
