@@ -58,28 +58,6 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
     assert all(t.cwd == str(job.working_dir) for t in tasks)  # -wd; the script enters each dir
 
 
-def test_argument_splitting_exit_codes_and_reasons(sge: FakeHandle, tmp_path: Path) -> None:
-    script = 'echo "task $1" > out.txt; [ "$1" = 4 ] && kill -9 $$; exit $(( $1 % 3 ))'
-    job = args_job(tmp_path, "codes", script, 6)
-    job.output_patterns = ["out.txt"]
-    backend = GridEngine(backend_args=FAST)
-    before = command_calls()
-    backend.submit(job)
-    assert calls_since(before, "qsub") == 1
-    assert monitor_jobs([job], heartbeat=0.05) == 1
-    got = {i: (s.status.value, s.exit_code, s.reason) for i, s in job.subjobs.items()}
-    assert got == {
-        0: ("completed", 0, None),
-        1: ("failed", 1, "exit code 1"),
-        2: ("failed", 2, "exit code 2"),
-        3: ("completed", 0, None),
-        4: ("failed", 137, "killed by signal 9 (SIGKILL)"),
-        5: ("failed", 2, "exit code 2"),
-    }
-    assert (tmp_path / "codes-out" / "3" / "out.txt").read_text() == "task 3\n"
-    assert not (tmp_path / "codes-out" / "1").exists()  # outputs of failed subjobs stay put
-
-
 def test_forgotten_jobs_are_settled_by_their_exit_code_files(
     sge: FakeHandle, tmp_path: Path
 ) -> None:
