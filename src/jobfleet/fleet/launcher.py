@@ -5,8 +5,8 @@ Without this, a local runner starts new units only when it polls (every
 units leave the processes idle most of the time. Each poll hands the
 :class:`Launcher` the units still queued per job, the job's limit and how many
 of its units run without this runner's knowledge (adopted from a previous
-runner). One thread per launched process waits for it and, as it ends, starts
-the next queued unit of the same job. The files protocol
+runner). One thread waits for all launched processes (epoll on their pidfds)
+and, as one ends, starts the next queued unit of the same job. The files protocol
 (:mod:`jobfleet.fleet.unitfiles`) still decides who runs a unit: a claim that
 fails (a cancel, another runner) just skips it.
 
@@ -19,6 +19,8 @@ retry policy first (as when every start happened at a poll).
 from __future__ import annotations
 
 import collections
+import os
+import select
 import subprocess
 import threading
 import time
@@ -49,6 +51,7 @@ class Launcher:
         self._inflight: dict[int, int] = collections.defaultdict(int)
         self._news: list[StatusUpdate] = []
         self._until = 0.0
+        self._reaper = _Reaper(self._ended)
 
     def plan(
         self,
@@ -77,12 +80,14 @@ class Launcher:
         """Count ``proc`` as running for ``job_id`` until it ends, then start the next unit."""
         with self.lock:
             self._inflight[job_id] += 1
+            if self._reaper.add(proc, job_id):
+                return
+        # No pidfd here (not Linux >= 5.3): a thread of its own waits for this process.
         threading.Thread(
-            target=self._reap, args=(job_id, proc), name="jobfleet-launcher", daemon=True
+            target=lambda: self._ended(job_id, proc.wait()), name="jobfleet-launcher", daemon=True
         ).start()
 
-    def _reap(self, job_id: int, proc: subprocess.Popen[bytes]) -> None:
-        code = proc.wait()
+    def _ended(self, job_id: int, code: int) -> None:
         with self.lock:
             self._inflight[job_id] -= 1
             # After a failure the job waits for the poll: the retry policy counts failures
@@ -101,3 +106,43 @@ class Launcher:
             if update is not None:
                 started.append(update)
         return started
+
+
+class _Reaper:
+    """One thread waiting for all launched processes at once (epoll on their pidfds).
+
+    Starting a thread per process costs more than the process itself on a busy
+    machine (``Thread.start`` waits until the new thread runs).
+    """
+
+    def __init__(self, ended: Callable[[int, int], None]) -> None:
+        self._ended = ended
+        self._epoll: select.epoll | None = None
+        self._procs: dict[int, tuple[subprocess.Popen[bytes], int]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, proc: subprocess.Popen[bytes], job_id: int) -> bool:
+        """Watch ``proc``; False if this system cannot (then the caller waits itself)."""
+        if not hasattr(os, "pidfd_open") or not hasattr(select, "epoll"):
+            return False
+        try:
+            fd = os.pidfd_open(proc.pid)
+        except OSError:
+            return False
+        with self._lock:
+            if self._epoll is None:
+                self._epoll = select.epoll()
+                threading.Thread(target=self._run, name="jobfleet-reaper", daemon=True).start()
+            self._procs[fd] = (proc, job_id)
+            self._epoll.register(fd, select.EPOLLIN)  # safe while _run waits in epoll.poll
+        return True
+
+    def _run(self) -> None:
+        assert self._epoll is not None
+        while True:
+            for fd, _ in self._epoll.poll(1.0):
+                with self._lock:
+                    proc, job_id = self._procs.pop(fd)
+                    self._epoll.unregister(fd)
+                os.close(fd)
+                self._ended(job_id, proc.wait())  # readable pidfd: it has exited, no blocking
