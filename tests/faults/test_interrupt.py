@@ -78,6 +78,7 @@ def test_ctrl_c_stops_local_run_and_resubmit_finishes(
     proc = jobfleet_process("submit", str(spec), "--watch")
     wait_until(lambda: len(marker_lines(marks)) == parallel, timeout=60, what="3 subjobs running")
     running = _pids(work)
+    assert all(group_alive(pid) for pid in running.values())  # pid files name live groups
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     gone = wait_until(
@@ -103,7 +104,7 @@ def test_ctrl_c_stops_local_run_and_resubmit_finishes(
     )
     assert proc.returncode == 130, err
     assert "Traceback" not in err + out
-    assert err.strip().splitlines()[-1] == "error: aborted"  # click: Ctrl-C aborts
+    assert err.strip().splitlines()[-1] == "error: interrupted"
     assert f"ctrlc: stopped {n} unfinished subjob(s)" in err
     assert gone and len(running) == parallel
     assert after_interrupt == {("failed", INTERRUPTED): n}
@@ -161,7 +162,7 @@ def test_ctrl_c_during_submission_then_resume(
         ),
     )
     assert proc.returncode == 130
-    assert err.strip().splitlines() == ["error: aborted"] and out == ""
+    assert err.strip().splitlines() == ["error: interrupted"] and out == ""
     assert integrity == "ok"
     assert set(before) <= {("submitted", None), ("init", None), ("running", None)}
     assert 0 < before[("init", None)] < n  # it did stop in the middle

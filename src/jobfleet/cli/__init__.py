@@ -88,8 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = _fail(f"{err.format_message()}{hint}", 2)
     except click.ClickException as err:
         code = _fail(err.format_message(), err.exit_code)
-    except click.Abort:
-        code = _fail("aborted", 130)
+    except click.Abort as err:
+        # Click turns Ctrl-C into Abort; say what happened.
+        interrupted = isinstance(err.__cause__, KeyboardInterrupt)
+        code = _fail("interrupted" if interrupted else "aborted", 130)
     except KeyboardInterrupt:
         code = _fail("interrupted", 130)
     except (JobfleetError, OSError) as err:
