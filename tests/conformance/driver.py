@@ -12,6 +12,7 @@ reads every job back with ``jobfleet status --json``; through the library
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -190,11 +191,16 @@ def run_backend(case: Case, path: str, root: Path, env: Mapping[str, str]) -> Ou
             outcome.status = {role: _status(env, role) for role in JOBS}
         except Exception as err:  # reported by every test of this backend
             outcome.error = f"{type(err).__name__}: {err}"
-            if path == "library" and (root / "library.log").exists():
-                outcome.error += "\n" + (root / "library.log").read_text(errors="replace")[-3000:]
+            log = root / ("library.log" if path == "library" else "watch.log")
+            if log.exists():
+                outcome.error += "\n" + log.read_text(errors="replace")[-3000:]
         finally:
             if watcher is not None and watcher.poll() is None:
                 watcher.kill()
                 watcher.wait()
+            if outcome.error and path == "cli":  # leave nothing running on a real scheduler
+                for name in JOBS.values():
+                    with contextlib.suppress(Exception):
+                        _jobfleet(env, "cancel", name)
             outcome.seconds = time.monotonic() - start
     return outcome

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conformance.cases import AWKWARD_SUBJOBS, EXIT_CODE, expected_argv, expected_outputs
-from conformance.driver import Outcome
+from conformance.driver import DEADLINE, Outcome
 from helpers import wait_until
 from reliability_report import Reliability
 
 N = len(AWKWARD_SUBJOBS)
+# A test may wait for its backend's whole run (all start together when the first test does).
+pytestmark = pytest.mark.timeout(DEADLINE + 120)
 
 
 def _alive(pid: int) -> bool:
