@@ -103,6 +103,8 @@ _OPTIONS = ("max_processes", "inherit_env")
 #: Prepared units are recorded in the store at least this many at a time, or after this long.
 _RECORD_BATCH = 1000
 _RECORD_EVERY = 0.5
+#: Seconds a unit found unclaimed is taken as still queued without looking at its files.
+_RECHECK_QUEUED = 2.0
 
 
 def _max_processes(options: Mapping[str, Any]) -> int:
@@ -139,6 +141,10 @@ class LocalDriver:
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
         self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+        # Units the last full check found unclaimed (no claim, no pid file); trusted until
+        # _unclaimed_until, so a poll of 10,000 queued units does not stat them all each time.
+        self._unclaimed: set[tuple[int, int]] = set()
+        self._unclaimed_until = 0.0
         # Starts the next queued unit as soon as one ends, not only at the next poll.
         self._launcher = Launcher(self._launch, threading.RLock())
 
@@ -210,11 +216,21 @@ class LocalDriver:
         updates = self._launcher.take_news()
         others: dict[int, int] = {}  # running units of each job that this runner did not start
         queued: dict[int, list[Queued]] = {}
+        now = time.monotonic()
+        if now > self._unclaimed_until:  # check every unit's files again now and then
+            self._unclaimed.clear()
+            self._unclaimed_until = now + _RECHECK_QUEUED
         for rec in active:
             job_record = job_records.get(rec.job_id)
             if job_record is None:
                 continue
             unit = self._jobs.unit(job_record, rec.subjob_id)
+            key = (rec.job_id, rec.subjob_id)
+            if rec.status == "submitted" and key in self._unclaimed:
+                # Nothing but this runner claims a unit while it holds the lease (a cancel
+                # takes the unit out of the active ones), and its launches drop the key.
+                queued.setdefault(rec.job_id, []).append((rec, unit))
+                continue
             update, is_running = self._check(rec, unit)
             if update is not None:
                 updates.append(update)
@@ -225,6 +241,7 @@ class LocalDriver:
                     others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
                 queued.setdefault(rec.job_id, []).append((rec, unit))
+                self._unclaimed.add(key)
         limits = {job_id: self._limit(job_records[job_id]) for job_id in queued}
         return updates + self._launcher.plan(queued, limits, others)
 
@@ -316,6 +333,7 @@ class LocalDriver:
         return StatusUpdate(rec.job_id, rec.subjob_id, "failed", exit_code=exit_code, reason=reason)
 
     def _launch(self, rec: SubjobRecord, unit: Job) -> StatusUpdate | None:
+        self._unclaimed.discard((rec.job_id, rec.subjob_id))  # claimed now, by us or another
         if not claim(unit.working_dir):
             return None  # another runner (or a cancel) got there first
         return self._spawn(rec, unit)
