@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -131,7 +130,7 @@ def watch_jobs(
                     progress.update(tasks[job_id], completed=ended, counts=text)
                 if all(job.ended for job in state.values()):
                     break
-                time.sleep(pause)
+                fleet.pause(pause)  # returns early when a local unit ends
     except KeyboardInterrupt:
         stopped = _stop_interrupted(fleet, job_ids) if stop_on_interrupt else {}
         for name, count in stopped.items():

@@ -52,6 +52,8 @@ class Launcher:
         self._news: list[StatusUpdate] = []
         self._until = 0.0
         self._reaper = _Reaper(self._ended)
+        #: Set when the last running launched process ends, so a watcher polls at once.
+        self.ended = threading.Event()
 
     def plan(
         self,
@@ -94,6 +96,10 @@ class Launcher:
             # per poll, and a failing job must not burn through its queue in between.
             if code == 0 and time.monotonic() < self._until:
                 self._news += self._fill(job_id)
+            if not any(self._inflight.values()):
+                # Nothing of ours runs any more: the job may have just ended. (Not on
+                # every end: thousands of short units must not mean thousands of polls.)
+                self.ended.set()
 
     def _fill(self, job_id: int) -> list[StatusUpdate]:
         """Start queued units of ``job_id`` while it is below its limit (lock held)."""

@@ -151,6 +151,11 @@ class LocalDriver:
     def __repr__(self) -> str:
         return f"LocalDriver(max_processes={self.max_processes})"
 
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` s, returning early when a unit this runner started ends."""
+        if self._launcher.ended.wait(timeout):
+            self._launcher.ended.clear()
+
     @classmethod
     def available(cls) -> tuple[bool, str]:
         if not Path("/bin/bash").exists():

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -268,6 +269,20 @@ class Fleet:
             watched = {r.id for r in records if r.backend == backend}
             self._retry(backend, watched | failed_now)
         return {r.id: self.progress(r) for r in records}
+
+    def pause(self, seconds: float) -> None:
+        """Wait until the next watch step: ``seconds``, or less when a driver this fleet
+        polls learns of a change sooner (the local driver when a unit's process ends)."""
+        waits = [
+            getattr(self._poll_drivers[b], "wait_for_change", None)
+            for b in sorted(self._held)
+            if b in self._poll_drivers
+        ]
+        wait = next((w for w in waits if w is not None), None)
+        if wait is None:
+            time.sleep(seconds)
+        else:
+            wait(seconds)
 
     def _poll(self, backend: str) -> set[int]:
         """Poll the driver once for all active units of ``backend``; job ids with new failures."""
