@@ -6,6 +6,7 @@ usage errors and 1 otherwise; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -104,4 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = _fail(
             f"internal error: {type(err).__name__}: {err} (run with --debug for details)", 1
         )
+    if argv is None:
+        # The process ends here: frozen objects are left out of the collections run at
+        # interpreter exit, which walked every object (~0.3 s on a loaded machine).
+        gc.freeze()
     sys.exit(code if isinstance(code, int) else 0)
