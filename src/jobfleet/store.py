@@ -179,10 +179,7 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             # Only ask for WAL when needed: switching takes an exclusive lock that
             # would make every open contend with the other processes' writes.
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    log.warning("%s: WAL unavailable, journal mode is %s", self.path, mode)
+            self._use_wal(conn, timeout)
             # With WAL, NORMAL loses nothing on a process crash (only on power loss).
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, self.path)
@@ -194,6 +191,28 @@ class Store:
             raise
         self._conn: sqlite3.Connection | None = conn
         log.debug("%s: job store open", self.path)
+
+    def _use_wal(self, conn: sqlite3.Connection, timeout: float) -> None:
+        """Switch a new file to WAL mode, waiting for a process opening it at the same time.
+
+        The switch needs an exclusive lock, and SQLite reports "database is
+        locked" at once (no busy wait) when another connection is switching
+        the same new file: so retry until ``timeout``, re-reading the mode.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+                continue
+            if mode.lower() != "wal":
+                log.warning("%s: WAL unavailable, journal mode is %s", self.path, mode)
+            return
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
