@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from cli.conftest import db  # noqa: F401
+from jobfleet.store import Store
 from reliability_report import Reliability
 
 from ._support import run_jobfleet
@@ -137,3 +138,42 @@ def test_two_processes_share_one_store(
     assert len(shown) == len(jobs)
     assert (wrong, twice, status_mismatch) == ([], [], [])
     assert ops["submit"] > 0 and ops["cancel"] > 0 and ops["watch"] > 0
+
+
+ROUNDS = 200
+
+
+def test_processes_open_a_new_store_at_once(tmp_path: Path, reliability: Reliability) -> None:
+    """Two processes open the same brand-new store file at the same instant, 200 times;
+    every open succeeds (SQLite does not busy-wait for the switch to WAL mode)."""
+    failures: list[str] = []
+    for round_ in range(ROUNDS):
+        path = tmp_path / f"fresh{round_}.db"
+        start, go = os.pipe()
+        children = []
+        for k in range(2):
+            pid = os.fork()
+            if pid == 0:  # the child: wait for the start, open, write, exit
+                code = 1
+                try:
+                    os.read(start, 1)
+                    with Store(path) as store:
+                        store.add_job(f"j{k}", description={}, backend="local")
+                    code = 0
+                finally:
+                    os._exit(code)
+            children.append(pid)
+        os.write(go, b"go")  # both children start together
+        for pid in children:
+            if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+                failures.append(path.name)
+        os.close(start)
+        os.close(go)
+    reliability.record(
+        backend="local",
+        cases=2 * ROUNDS,
+        unit="store opens",
+        lost=len(failures),
+        detail="two processes opening one new store file at the same instant",
+    )
+    assert failures == []
