@@ -91,14 +91,18 @@ def floor_side(inputs: str, work: str, db: str, template: str) -> dict[str, Any]
     )
     os.makedirs(work)
     paths = [f"{inputs}/{name}" for name in names]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     for i, path in enumerate(paths):
         d = f"{work}/{i}"
         os.mkdir(d)
-        with open(f"{d}/__BACKEND_INPUT_FILES__.json", "w") as f:
-            f.write(json.dumps([path]))
-        with open(f"{d}/submit.sh", "w") as f:
-            f.write(template.replace(NAME_MARK, f"{NAME}_{i}"))
-        os.chmod(f"{d}/submit.sh", 0o755)
+        # os.open/os.write: fewer system calls than open() (no buffering, no seek, no ioctl).
+        fd = os.open(f"{d}/__BACKEND_INPUT_FILES__.json", flags, 0o666)
+        os.write(fd, json.dumps([path]).encode())
+        os.close(fd)
+        fd = os.open(f"{d}/submit.sh", flags, 0o755)
+        os.fchmod(fd, 0o755)
+        os.write(fd, template.replace(NAME_MARK, f"{NAME}_{i}").encode())
+        os.close(fd)
     now = time.time()
     conn.execute("BEGIN")
     conn.execute("INSERT INTO jobs VALUES (1, ?, ?)", (NAME, json.dumps(paths)))
