@@ -19,6 +19,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,8 @@ from jobfleet import ArgumentsGenerator, ArgumentsSplitter, Job, Local, range_ar
 TARGET = 1.2
 REPEATS = 3
 CLI_TIMEOUT = 900.0
+#: Seconds the rounds of one size may take together (one round always runs).
+BUDGET = 150.0
 FLOOR_SCRIPT = "#!/bin/bash\ntrue\necho $? > exit_code\n"
 
 SPEC = """\
@@ -85,12 +88,20 @@ Side = Callable[[int, Path], None]
 
 
 def measure(n: int, sides: dict[str, Side], repeats: int) -> dict[str, list[float]]:
-    """Wall seconds of each side, ``repeats`` times, interleaved so noise hits all alike."""
+    """Wall seconds of each side, ``repeats`` times, interleaved so noise hits all alike.
+
+    Fewer rounds when one round takes so long (a loaded machine) that all of them
+    would overrun :data:`BUDGET` seconds.
+    """
     times: dict[str, list[float]] = {name: [] for name in sides}
-    for _ in range(repeats):
+    start = time.perf_counter()
+    for done in range(1, repeats + 1):
         for name, side in sides.items():
             with tempfile.TemporaryDirectory(prefix="jf-bench-local-") as tmp:
                 times[name].append(timed(lambda: side(n, Path(tmp))))  # noqa: B023
+        spent = time.perf_counter() - start
+        if done < repeats and spent / done * (done + 1) > BUDGET:
+            break
     return times
 
 
@@ -127,7 +138,8 @@ def run(quick: bool = False) -> str:
             "subjob, stdout/stderr/exit code in files, two threads). jobfleet: the command a user "
             "runs (`jobfleet submit spec.toml --watch`, a fresh process, including interpreter "
             "start-up and the store), and the caf-style `Local` backend from Python. "
-            f"Medians of {repeats} interleaved runs.",
+            f"Medians of up to {repeats} interleaved runs (fewer when a round takes so long that "
+            f"all would exceed {BUDGET:.0f} s; every run is listed below).",
             "",
             table(TARGET_HEADERS, rows),
             "",
