@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,12 +21,18 @@ from jobfleet.fleet.driver import BackendOptionsError, JobCache, RecordSubmitted
 from jobfleet.job import Job
 from jobfleet.status import JobStatus
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
+from jobfleet.workdir import EXIT_CODE_FILE
 
 __all__ = ["BatchDriver"]
 
 log = logging.getLogger("jobfleet.fleet.batchdriver")
 
 _STATUSES = {s.value: s for s in JobStatus}  # a dict lookup, not an enum call per unit
+#: Up to this many units left, a watcher looks for their exit code files between polls.
+_EARLY_WAKE_UNITS = 100
+_EARLY_WAKE_STEP = 0.2
+#: After an early wake the scheduler may still list the units for a moment: poll again soon.
+_FOLLOW_UP = 1.0
 
 
 class BatchDriver:
@@ -50,6 +57,7 @@ class BatchDriver:
         self._jobs = JobCache()
         # native id -> (job id, subjob id, unit), as followed at the last poll
         self._units: dict[str, tuple[int, int, Job]] = {}
+        self._woke_for: frozenset[str] = frozenset()
         # Retry scaling learnt while polling, by (job name, subjob id): the units the
         # orchestration resubmits are fresh objects that know nothing of it.
         self._scales: dict[tuple[str, int], dict[str, float]] = {}
@@ -106,6 +114,28 @@ class BatchDriver:
             StatusUpdate(job_of[id(u)], subjob_id_of(u), u.status.value, u.exit_code, u.reason)
             for u in changed
         ]
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` s; less when every unit still followed has written its
+        exit code file (all of them finished, the scheduler has not said so yet).
+
+        Only while few units are left (a stat each per step), and once per set of
+        units: after that, polls come every ``_FOLLOW_UP`` s until the scheduler agrees.
+        """
+        left = {n: e[2] for n, e in self._units.items() if not e[2].status.is_final}
+        if not left or len(left) > _EARLY_WAKE_UNITS:
+            time.sleep(timeout)
+            return
+        if frozenset(left) == self._woke_for:
+            time.sleep(min(timeout, _FOLLOW_UP))
+            return
+        deadline = time.monotonic() + timeout
+        while not all((u.working_dir / EXIT_CODE_FILE).exists() for u in left.values()):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(_EARLY_WAKE_STEP, remaining))
+        self._woke_for = frozenset(left)
 
     def cancel(self, job_records: Mapping[int, JobRecord], records: Sequence[SubjobRecord]) -> None:
         ids = [rec.native_id for rec in records if rec.native_id]
