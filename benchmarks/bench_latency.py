@@ -182,6 +182,9 @@ def run(quick: bool = False) -> str:
         "marker, so it includes jobfleet's exit (interpreter shut-down).",
         "The poll interval is what `jobfleet watch` uses without `--interval` (the backend "
         "driver's `poll_interval`); the Slurm poller sleeps the same between `squeue` calls.",
+        "Between polls, jobfleet's Slurm watcher also looks for the exit code files of the "
+        "units left (when at most 100 are) and polls as soon as all are written; the shell "
+        "poller only asks `squeue`.",
     ]
     if quick:
         notes.append(f"Quick run: {local_runs} local and {slurm_runs} Slurm runs.")
