@@ -173,6 +173,7 @@ class BatchBackend(Backend):
         self._active: dict[str, Job] = {}
         self._missing_since: dict[str, float] = {}
         self._last_poll = float("-inf")
+        self._history_failed = False  # warned once that the history query fails
         #: Called with ``(owner, [(unit, native_id), ...])`` right after each submission call.
         self.on_submitted: Any = None
 
@@ -427,7 +428,15 @@ class BatchBackend(Backend):
         if gone:
             history = self.history_command(gone)
             if history is not None:
-                found = self._query(lambda _ids: history, self.parse_history_output, gone)
+                try:
+                    found = self._query(lambda _ids: history, self.parse_history_output, gone)
+                except CommandError as err:
+                    # No accounting (disabled, down): the exit code files still settle
+                    # these units, so the queue's answer is not thrown away.
+                    level = logging.DEBUG if self._history_failed else logging.WARNING
+                    self._history_failed = True
+                    log.log(level, "history query failed; using exit code files: %s", err)
+                    found = {}
                 states.update({k: v for k, v in found.items() if v.status.is_final})
         changed = []
         # A backend with its own _apply (hold reasons, ...) sees every state.
