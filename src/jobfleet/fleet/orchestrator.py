@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -86,6 +87,22 @@ def _process_exists(pid: int) -> bool:
     except OSError:
         return True  # no /proc to tell a zombie (or it just went): assume alive, wait for the TTL
     return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
+def _check_writable(directory: Path) -> None:
+    """Fail before the store is touched when the working area cannot be written (read-only,
+    full, no permission): the job is then not stored at all."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".jobfleet-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as err:
+        raise JobfleetError(
+            f"working directory {directory} is not writable: {err.strerror or err}; "
+            "nothing was stored or submitted"
+        ) from None
 
 
 class Fleet:
@@ -231,6 +248,7 @@ class Fleet:
             job.check_input_data_files()
             job.split()
         check_job(job)
+        _check_writable(job.working_dir)
         get_driver(backend_name, options)  # unknown backend or bad options: fail before storing
         ids = sorted(job.subjobs) or [WHOLE_JOB]
         record = self.store.add_job(
