@@ -346,12 +346,23 @@ def _fraction(value: Any) -> float:
     return float(value)
 
 
+# Schedulers keep counts, megabytes and seconds in 32-bit integers; a larger value is a
+# mistake that would otherwise overflow (or be silently clipped) in the scheduler.
+MAX_COUNT = 2**31 - 1
+
+
+def _at_most(what: str, value: int) -> int:
+    if value > MAX_COUNT:
+        raise ValueError(f"{what} {value} is more than any scheduler accepts (at most {MAX_COUNT})")
+    return value
+
+
 def _memory(value: Any) -> int:
-    return parse_memory_mb(value)
+    return _at_most("memory in MB", parse_memory_mb(value))
 
 
 def _walltime(value: Any) -> int:
-    return parse_walltime_s(value)
+    return _at_most("walltime in seconds", parse_walltime_s(value))
 
 
 def _not_an_option(value: Any) -> None:
@@ -384,13 +395,13 @@ class _SplitDoc(_Doc):
 
 
 class _ResourcesDoc(_Doc):
-    cores: StrictInt | None = Field(default=None, ge=1)
+    cores: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT)
     memory: Annotated[int, PlainValidator(_memory)] | None = None
     walltime: Annotated[int, PlainValidator(_walltime)] | None = None
     queue: Word | None = None
     account: Word | None = None
-    gpus: StrictInt | None = Field(default=None, ge=0)
-    nodes: StrictInt | None = Field(default=None, ge=1)
+    gpus: StrictInt | None = Field(default=None, ge=0, le=MAX_COUNT)
+    nodes: StrictInt | None = Field(default=None, ge=1, le=MAX_COUNT)
     job_name: Name | None = None
     extra_directives: list[Line] = []
 

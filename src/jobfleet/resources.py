@@ -36,10 +36,15 @@ def scheduler_name(name: str, limit: int = 64) -> str:
     return cleaned[:limit]
 
 
+_MAX_COUNT = 2**31 - 1
+
+
 def _count(field: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    # Schedulers keep these in 32-bit integers: a larger value cannot be meant.
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= _MAX_COUNT:
         raise SpecError(
-            f"backend_args: field '{field}': an integer >= {minimum} is required, got {value!r}"
+            f"backend_args: field '{field}': an integer from {minimum} to {_MAX_COUNT}"
+            f" is required, got {value!r}"
         )
     return value
 

@@ -1,0 +1,3 @@
+"""Fixtures shared with the command-line tests."""
+
+from cli.conftest import db, jf  # noqa: F401
