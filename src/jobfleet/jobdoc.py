@@ -40,7 +40,8 @@ def describe_validation_error(err: ValidationError) -> str:
     """One line naming the first offending field and why."""
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(document)"
-    return f"field '{where}': {first['msg']}"
+    # A key may hold a newline; the message must stay one line.
+    return f"field '{where}': {first['msg']}".replace("\r", "\\r").replace("\n", "\\n")
 
 
 def parse_job_dict(job_dict: Mapping[str, Any]) -> dict[str, Any]:
