@@ -31,8 +31,11 @@ _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 def scheduler_name(name: str, limit: int = 64) -> str:
-    """A job name every scheduler accepts: letters, digits, ``_ . -`` only, not too long."""
+    """A job name every scheduler accepts: letters, digits, ``_ . -`` only, not starting
+    with a digit, not too long."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip("._-") or "jobfleet"
+    if cleaned[0].isdigit():  # Grid Engine refuses a -N that starts with a digit
+        cleaned = "j" + cleaned
     return cleaned[:limit]
 
 
