@@ -38,7 +38,7 @@ FAKES = {
 }
 # DIRAC is left out: its exit code files come back only in output sandboxes, which a WMS
 # that forgot the job cannot hand out, so such units can only end "lost" after the
-# exit code grace period (300 s: the poller ignores a job's exit_code_grace option).
+# exit code grace period (test_lost_jobs.py shows that).
 _ACTIVE_SLURM_STATES = "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,REQUEUED,STAGE_OUT"
 
 

@@ -148,6 +148,11 @@ class BatchBackend(Backend):
     array_index_base: ClassVar[int] = 0
     #: File name (in the job's working directory) of an array's submission file.
     array_file_name: ClassVar[str] = "array_{label}.sh"
+    #: Backend options that change how units are polled, not only how they are submitted.
+    #: A watcher polls jobs whose values differ with separate backend objects.
+    poll_options: ClassVar[frozenset[str]] = frozenset(
+        {"exit_code_grace", "command_timeout", "retry_scale"}
+    )
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)

@@ -113,6 +113,9 @@ class Dirac(BatchBackend):
 
     name = "dirac"
     array_file_name: ClassVar[str] = "dirac_{label}.jdl"
+    poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {
+        "output_retrieval_attempts"
+    }  # fmt: skip
     transient_errors = re.compile(
         r"Can't connect|Connection timeout|Connection closed by peer|Peer closed connection|"
         r"Socket read timeout|Connection seems stalled|Maximum number of connections|"

@@ -142,6 +142,9 @@ class HTCondor(BatchBackend):
     )
     default_global_job_limit: ClassVar[int] = 10_000
     array_file_name: ClassVar[str] = "htcondor_{label}.sub"
+    poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {
+        "hold_timeout", "hold_action", "path_prefix"
+    }  # fmt: skip
     #: Submit description of a job without subjobs, in its working directory.
     batch_submit_script: ClassVar[str] = "submit.sub"
     default_backend_args: ClassVar[Mapping[str, Any]] = {

@@ -225,6 +225,7 @@ class PBS(BatchBackend):
     default_global_job_limit: ClassVar[int] = 5000
     #: File (in the unit's working directory) of a single job's launcher script.
     job_file_name: ClassVar[str] = "pbs_job.sh"
+    poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {"flavour"}
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)

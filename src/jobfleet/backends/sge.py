@@ -194,6 +194,7 @@ class GridEngine(BatchBackend):
 
     name = "sge"
     array_index_base: ClassVar[int] = 1
+    poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {"user", "accounting"}
     unknown_ids_error = re.compile(r"job id \S+ not found")
     transient_errors = re.compile(
         r"commlib error|unable to contact qmaster|unable to send message to qmaster|"

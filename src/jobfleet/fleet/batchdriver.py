@@ -62,6 +62,11 @@ class BatchDriver:
         # orchestration resubmits are fresh objects that know nothing of it.
         self._scales: dict[tuple[str, int], dict[str, float]] = {}
 
+    @property
+    def poll_options(self) -> frozenset[str]:
+        """Options that change polling (see :attr:`BatchBackend.poll_options`)."""
+        return self.backend_class.poll_options
+
     def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
         def on_submitted(owner: Job, pairs: list[tuple[Job, str]]) -> None:
             record([(subjob_id_of(unit), native_id) for unit, native_id in pairs])

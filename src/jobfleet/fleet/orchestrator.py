@@ -15,13 +15,14 @@ twice.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ class Fleet:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = lease_ttl if lease_ttl is not None else _default_ttl()
         self._poll_drivers: dict[str, Driver] = {}
+        self._polled: set[str] = set()  # keys of the poll drivers that had units last time
         self._records: dict[int, JobRecord] = {}
         self._held: set[str] = set()  # backends whose poll lease this fleet holds
         self._stop_logged: set[int] = set()
@@ -144,11 +146,34 @@ class Fleet:
         """A driver built from the options ``record`` was submitted with."""
         return get_driver(record.backend, record.backend_options)
 
-    def _poll_driver(self, backend: str) -> Driver:
-        # One long-lived driver per backend: the local one keeps its child processes.
-        if backend not in self._poll_drivers:
-            self._poll_drivers[backend] = get_driver(backend, {})
-        return self._poll_drivers[backend]
+    def _poll_driver(self, backend: str, options: tuple[tuple[str, str], ...] = ()) -> Driver:
+        # One long-lived driver per backend and set of poll options (usually one per
+        # backend): the local one keeps its child processes.
+        key = self._poll_key(backend, options)
+        if key not in self._poll_drivers:
+            values = {name: json.loads(value) for name, value in options}
+            self._poll_drivers[key] = get_driver(backend, values)
+        return self._poll_drivers[key]
+
+    @staticmethod
+    def _poll_key(backend: str, options: tuple[tuple[str, str], ...]) -> str:
+        return backend if not options else f"{backend}:{options}"
+
+    def _poll_groups(
+        self, backend: str, active: Sequence[SubjobRecord], job_records: Mapping[int, JobRecord]
+    ) -> dict[tuple[tuple[str, str], ...], list[SubjobRecord]]:
+        """The active units grouped by the values of the options their driver polls with
+        (``exit_code_grace``, ``hold_timeout``...), so a job's own values are honoured."""
+        names: frozenset[str] = getattr(self._poll_driver(backend), "poll_options", frozenset())
+        keys: dict[int, tuple[tuple[str, str], ...]] = {}
+        for job_id, record in job_records.items():
+            chosen = {k: v for k, v in record.backend_options.items() if k in names}
+            keys[job_id] = tuple((k, json.dumps(chosen[k], sort_keys=True)) for k in sorted(chosen))
+        groups: dict[tuple[tuple[str, str], ...], list[SubjobRecord]] = {}
+        for unit in active:
+            if unit.job_id in keys:
+                groups.setdefault(keys[unit.job_id], []).append(unit)
+        return groups
 
     def holds(self, backend: str) -> bool:
         """Whether this fleet held ``poll:<backend>`` at its last watch step."""
@@ -292,9 +317,9 @@ class Fleet:
         """Wait until the next watch step: ``seconds``, or less when a driver this fleet
         polls learns of a change sooner (the local driver when a unit's process ends)."""
         waits = [
-            getattr(self._poll_drivers[b], "wait_for_change", None)
-            for b in sorted(self._held)
-            if b in self._poll_drivers
+            getattr(self._poll_drivers[key], "wait_for_change", None)
+            for key in sorted(self._polled)
+            if key.split(":", 1)[0] in self._held
         ]
         wait = next((w for w in waits if w is not None), None)
         if wait is None:
@@ -311,11 +336,15 @@ class Fleet:
         for job_id in sorted({a.job_id for a in active}):
             with contextlib.suppress(JobNotFoundError):  # removed since active() read it
                 job_records[job_id] = self.job_record(job_id)
-        try:
-            updates = self._poll_driver(backend).poll(job_records, active)
-        except (JobfleetError, OSError) as err:
-            log.warning("polling backend %r failed (will try again): %s", backend, err)
-            return set()
+        updates: list[StatusUpdate] = []
+        groups = self._poll_groups(backend, active, job_records)
+        self._polled = {k for k in self._polled if k.split(":", 1)[0] != backend}
+        self._polled |= {self._poll_key(backend, options) for options in groups}
+        for options, units in groups.items():
+            try:
+                updates += self._poll_driver(backend, options).poll(job_records, units)
+            except (JobfleetError, OSError) as err:
+                log.warning("polling backend %r failed (will try again): %s", backend, err)
         if updates:
             changed = self.store.update_statuses(updates)
             log.debug("backend %r: %d updates, %d applied", backend, len(updates), changed)
