@@ -261,6 +261,13 @@ class PBS(BatchBackend):
     def check_job(self, job: Job) -> None:
         self.directives(job)
 
+    def job_name(self, job: Job, resources: Resources, array: ArrayChunk | None = None) -> str:
+        """The sanitised name, starting with a letter; Torque keeps only 15 characters."""
+        name = super().job_name(job, resources, array)
+        if not name[:1].isalpha():
+            name = f"j{name}"
+        return name[:15] if self.flavour() == "torque" else name
+
     def directives(self, job: Job, *, array: ArrayChunk | None = None) -> list[str]:
         res = self.resources_for(job, array=array)
         name = self.job_name(job, res, array)
