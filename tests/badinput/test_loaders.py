@@ -170,6 +170,7 @@ JSON_TALLY = Tally()
 @_SETTINGS
 @given(data=st.data())
 def test_fuzz_spec_loader(area: Path, data: st.DataObject) -> None:
+    """Hypothesis: an edited spec loads as a valid job or is refused naming the field."""
     doc, touched = _mutate(_valid_spec(), data)
     _judge(SPEC_TALLY, touched, lambda: parse_spec_dict(doc, area / "spec.toml").to_job())
     assert not SPEC_TALLY.wrong, SPEC_TALLY.wrong[-1]
@@ -192,6 +193,7 @@ def test_spec_loader_fuzz_figures(reliability: Reliability) -> None:
 @_SETTINGS
 @given(data=st.data())
 def test_fuzz_job_json_loader(area: Path, data: st.DataObject, tmp_path: Path) -> None:
+    """Hypothesis: edited job JSON loads (Job.from_json) or is refused naming the field."""
     doc, touched = _mutate(_valid_job_dict(area), data)
     path = area / "job.json"
     path.write_text(json.dumps(doc), encoding="utf-8")
