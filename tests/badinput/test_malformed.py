@@ -110,6 +110,9 @@ BAD_SPECS: list[tuple[str, str]] = [
     ('output_patterns = ["**/../../x"]\n', "output_patterns.0"),
     ('sandbox = ["/etc/passwd/../../nowhere"]\n', "sandbox.0"),
     ('[backend]\nname = "local"\nmax_proceses = 2\n', "max_proceses"),
+    ('[backend]\nname = "slurm"\narray_limt = 2\n', "array_limt"),
+    ('[backend]\nname = "htcondor"\nhold_timout = 60\n', "hold_timout"),
+    ('[backend]\nname = "sge"\nparallel_enviroment = "mpi"\n', "parallel_enviroment"),
     ('[split]\nmax_subjobs = "3"\n', "split.max_subjobs"),
     ('[resources]\nwalltime = "\\u00e9:00"\n', "resources.walltime"),
 ]

@@ -62,7 +62,7 @@ from jobfleet.backends.base import Backend, JobLike, owner_of, units_of
 from jobfleet.commands import CommandResult, run_command
 from jobfleet.errors import BackendError, CommandError
 from jobfleet.job import Job, SubJob
-from jobfleet.resources import Resources, resources_from_args, scheduler_name
+from jobfleet.resources import RESOURCE_KEYS, Resources, resources_from_args, scheduler_name
 from jobfleet.status import JobStatus, reason_for_exit_code
 from jobfleet.templating import render
 from jobfleet.workdir import prepare, read_exit_code, render_wrapper
@@ -153,6 +153,14 @@ class BatchBackend(Backend):
     poll_options: ClassVar[frozenset[str]] = frozenset(
         {"exit_code_grace", "command_timeout", "retry_scale"}
     )
+    #: Every option this backend reads; a spec naming another one is refused (a typo).
+    known_options: ClassVar[frozenset[str]] = frozenset(
+        {
+            "global_job_limit", "sleep_between_submission_checks", "exit_code_grace",
+            "min_poll_interval", "command_timeout", "submit_attempts", "retry_scale",
+            "inherit_env", "forward_env", "set_env", "resources", *RESOURCE_KEYS,
+        }
+    )  # fmt: skip
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)

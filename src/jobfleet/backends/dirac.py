@@ -113,6 +113,10 @@ class Dirac(BatchBackend):
 
     name = "dirac"
     array_file_name: ClassVar[str] = "dirac_{label}.jdl"
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {
+        "cpu_time", "max_parametric_jobs", "output_retrieval_attempts", "platform", "site",
+        "banned_sites", "tags",
+    }  # fmt: skip
     poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {
         "output_retrieval_attempts"
     }  # fmt: skip

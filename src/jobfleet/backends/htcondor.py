@@ -142,6 +142,10 @@ class HTCondor(BatchBackend):
     )
     default_global_job_limit: ClassVar[int] = 10_000
     array_file_name: ClassVar[str] = "htcondor_{label}.sub"
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {
+        "path_prefix", "request_disk", "extra_lines", "getenv", "hold_action", "hold_timeout",
+        "max_cluster_size", "transfer_files", "universe",
+    }  # fmt: skip
     poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {
         "hold_timeout", "hold_action", "path_prefix"
     }  # fmt: skip

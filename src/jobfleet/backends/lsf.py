@@ -129,6 +129,9 @@ class LSF(BatchBackend):
     default_global_job_limit: ClassVar[int] = 15_000
     #: Launcher of a job without subjobs, in its working directory.
     job_file_name: ClassVar[str] = "lsf_job.sh"
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {
+        "array_limit", "max_array_size"
+    }  # fmt: skip
 
     # -- text and argv -------------------------------------------------------------------------
 

@@ -225,6 +225,9 @@ class PBS(BatchBackend):
     default_global_job_limit: ClassVar[int] = 5000
     #: File (in the unit's working directory) of a single job's launcher script.
     job_file_name: ClassVar[str] = "pbs_job.sh"
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {
+        "flavour", "max_array_size"
+    }  # fmt: skip
     poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {"flavour"}
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:

@@ -194,6 +194,9 @@ class GridEngine(BatchBackend):
 
     name = "sge"
     array_index_base: ClassVar[int] = 1
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {
+        "accounting", "max_array_size", "parallel_environment", "user"
+    }  # fmt: skip
     poll_options: ClassVar[frozenset[str]] = BatchBackend.poll_options | {"user", "accounting"}
     unknown_ids_error = re.compile(r"job id \S+ not found")
     transient_errors = re.compile(

@@ -130,6 +130,7 @@ class Slurm(BatchBackend):
         re.I,
     )
     default_global_job_limit: ClassVar[int] = 10_000
+    known_options: ClassVar[frozenset[str]] = BatchBackend.known_options | {"array_limit"}
 
     def __init__(self, *, backend_args: Mapping[str, Any] | None = None) -> None:
         super().__init__(backend_args=backend_args)

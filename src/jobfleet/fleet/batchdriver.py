@@ -48,6 +48,13 @@ class BatchDriver:
 
     def __init__(self, options: Mapping[str, Any]) -> None:
         opts = dict(options)
+        unknown = sorted(set(opts) - self.backend_class.known_options - {"poll_interval"})
+        if unknown:
+            known = sorted(self.backend_class.known_options | {"poll_interval"})
+            raise BackendOptionsError(
+                f"backend '{self.name}': unknown option(s) {', '.join(unknown)} "
+                f"(known: {', '.join(known)})"
+            )
         try:
             self.poll_interval = float(opts.pop("poll_interval", self.default_poll_interval))
             opts.setdefault("min_poll_interval", 0)  # the orchestration paces the polls
