@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from helpers import wait_until
@@ -212,7 +211,7 @@ def test_cancel_queued_unit_blocks_it_for_good(store, make_job):
     assert (sub.status, sub.reason) == ("failed", "cancelled")
     # Even a runner with a view from before the cancel does not launch it.
     records = {record.id: record}
-    stale = [replace(s, status="submitted") for s in store.subjobs(record.id)]
+    stale = [s._replace(status="submitted") for s in store.subjobs(record.id)]
     [update] = LocalDriver().poll(records, stale)
     assert (update.status, update.reason) == ("failed", "cancelled")
     assert not (workdir / "ran.txt").exists()
