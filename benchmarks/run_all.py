@@ -6,9 +6,9 @@ Scenarios run in this order: local, prepare, watch, slurm_submit, store, latency
 (watch before slurm_submit: the one-sbatch-per-subjob baseline leaves thousands of
 ended jobs in the controller for MinJobAge, which would crowd the watch scenario's
 queue), and are written in scenario order (``benchmarks/bench_<name>.py``, each
-with ``run(quick) -> str``; see ``_common.py`` for the contract). A scenario that is not there yet, or whose
-service is missing, gets a section saying so; the others still run. The file
-ends with ``benchmarks/improvements.md``, the log of optimisations.
+with ``run(quick) -> str``; see ``_common.py`` for the contract). A scenario that
+is not there yet, or whose service is missing, gets a section saying so; the others
+still run. The file ends with ``benchmarks/improvements.md``, the log of optimisations.
 """
 
 from __future__ import annotations
