@@ -41,11 +41,15 @@ def counts_text(counts: dict[str, int], *, markup: bool = True) -> str:
 
 
 def _interval(fleet: Fleet, job_ids: Sequence[int]) -> float:
-    """The shortest poll interval among the jobs' backends."""
+    """The shortest poll interval among the jobs: a job's own ``poll_interval`` option,
+    else its backend's default."""
     intervals = [_FALLBACK_INTERVAL]
-    for backend in {fleet.job_record(i).backend for i in job_ids}:
-        if is_registered(backend):
-            intervals.append(get_driver(backend, {}).poll_interval)
+    for record in {fleet.job_record(i).id: fleet.job_record(i) for i in job_ids}.values():
+        own = record.backend_options.get("poll_interval")
+        if isinstance(own, int | float) and not isinstance(own, bool):
+            intervals.append(float(own))
+        elif is_registered(record.backend):
+            intervals.append(get_driver(record.backend, {}).poll_interval)
     return max(min(intervals), 0.05)
 
 
