@@ -108,6 +108,8 @@ def _write(path: Path, text: str, *, executable: bool = False) -> None:
         data = text.encode("utf-8")
         while data:
             data = data[os.write(fd, data) :]
+    except OSError as err:  # os.write's errors (a full disk) do not name the file
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         os.close(fd)
 

@@ -103,3 +103,55 @@ def test_unwritable_working_area_stores_nothing(
     assert str(area / "disk") in error
     assert "nothing was stored" in error
     assert stored == []
+
+
+MANY = 400
+
+
+@pytest.mark.skipif(not ROOT, reason="a file system filling up needs a tmpfs mount (root; CI)")
+def test_disk_filling_up_during_submission_then_resume(
+    tmp_path: Path,
+    db: Path,  # noqa: F811
+    reliability: Reliability,
+) -> None:
+    """The working area fills up half-way through preparing 400 subjobs: one error line
+    naming the path; every stored subjob is either submitted or still init; after space
+    is freed, ``submit --resume`` sends exactly the rest and each subjob runs once."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    with _tmpfs(tmp_path / "small", "size=512k") as area:
+        spec = write_spec(
+            tmp_path / "filling.toml", "filling", "local", MANY, f"echo once >> {marks}/$1.mark"
+        )
+        text = spec.read_text().replace(f'working_dir = "{tmp_path / "filling"}"',
+                                        f'working_dir = "{area / "filling"}"')  # fmt: skip
+        spec.write_text(text)
+        first = run_jobfleet("submit", str(spec), "--no-runner", timeout=120)
+        with Store(db) as store:
+            record = store.get_job("filling")
+            before = {s.subjob_id: s.status for s in store.subjobs(record.id)}
+        prepared = sum(1 for d in (area / "filling").iterdir() if d.is_dir())
+        subprocess.run(["mount", "-o", "remount,size=64m", str(area)], check=True)
+        resumed = run_jobfleet("submit", str(spec), "--resume", "filling", timeout=120)
+        watched = run_jobfleet("watch", "filling", "--interval", "0.2", "--quiet", timeout=240)
+        with Store(db) as store:
+            after = {s.subjob_id: s.status for s in store.subjobs(record.id)}
+    runs = {int(p.stem): len(p.read_text().splitlines()) for p in marks.glob("*.mark")}
+    sent_first = sum(1 for s in before.values() if s != "init")
+    reliability.record(
+        backend="local", cases=MANY, unit="subjobs", faults=1,
+        lost=MANY - sum(1 for s in after.values() if s == "completed"),
+        duplicated=sum(1 for c in runs.values() if c > 1),
+        detail=f"tmpfs of 512 KiB full after {prepared} of {MANY} working directories, "
+        f"{sent_first} subjobs recorded as submitted; "
+        f"first error: {first.err.strip()[:160]}",
+    )  # fmt: skip
+    assert first.code != 0
+    assert str(area) in first.error_line
+    assert set(before) == set(range(MANY))
+    assert set(before.values()) <= {"init", "submitted"}
+    assert 0 < prepared < MANY  # the disk really filled up half-way
+    assert resumed.code == 0, resumed.err
+    assert watched.code == 0, watched.err
+    assert set(after.values()) == {"completed"}
+    assert runs == dict.fromkeys(range(MANY), 1)

@@ -99,7 +99,7 @@ TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
 _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
-_OPTIONS = ("max_processes", "inherit_env")
+_OPTIONS = ("max_processes", "inherit_env", "poll_interval")
 #: Prepared units are recorded in the store at least this many at a time, or after this long.
 _RECORD_BATCH = 1000
 _RECORD_EVERY = 0.5
@@ -138,6 +138,14 @@ class LocalDriver:
             )
         self.max_processes = _max_processes(options)
         self.inherit_env = bool(options.get("inherit_env", False))
+        if "poll_interval" in options:
+            try:
+                self.poll_interval = float(options["poll_interval"])
+            except (TypeError, ValueError):
+                raise BackendOptionsError(
+                    f"backend 'local': poll_interval must be a number of seconds, "
+                    f"got {options['poll_interval']!r}"
+                ) from None
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
         self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}

@@ -239,15 +239,28 @@ class Fleet:
             # Read under the lease: only what nobody has submitted in the meantime.
             fresh = self.store.subjobs(record.id, statuses=["init"], ids=ids)
             units = [unit_of(job, r.subjob_id) for r in fresh]
+            sent = 0
 
             def record_submitted(pairs: Sequence[tuple[int, str]]) -> None:
+                nonlocal sent
                 self.store.record_submitted(record.id, pairs)
+                sent += len(pairs)
                 renew()
                 if progress is not None:
                     progress(len(pairs))
 
             if units:
-                driver.submit(job, units, record_submitted)
+                try:
+                    driver.submit(job, units, record_submitted)
+                except OSError as err:
+                    # Disk full, read-only, permissions: what was sent is recorded, the
+                    # rest stays init; say where it failed and how to go on.
+                    where = f" ({err.filename})" if err.filename else ""
+                    raise JobfleetError(
+                        f"job {record.name!r}: preparing subjobs failed: "
+                        f"{err.strerror or err}{where}; {sent} of {len(units)} submitted, the "
+                        f"rest wait: fix that and run `jobfleet submit SPEC --resume {record.name}`"
+                    ) from None
                 log.info("job %s: %d units submitted to %s", record.name, len(units), driver.name)
         return len(units)
 
