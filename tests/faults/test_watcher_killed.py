@@ -307,8 +307,9 @@ def test_killed_watcher_loses_nothing(
     second = run_jobfleet("watch", "killme", "--interval", "0.2", "--quiet", timeout=180)
     status = json.loads(run_jobfleet("status", "killme", "--json").out)
     runs = marker_lines(marks)
+    flavour = options.split('"')[1] if options else backend[1]  # openpbs / torque
     reliability.record(
-        backend=f"{options.split(chr(34))[1] if options else backend[1]} (fake)",
+        backend=f"{flavour} (fake)",
         cases=FAKE_N,
         faults=1,
         lost=FAKE_N - status["counts"].get("completed", 0),
