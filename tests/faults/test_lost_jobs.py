@@ -23,7 +23,12 @@ from ._wrapped import marker_lines, write_spec
 
 N = 6
 LOST = 2
-SCRIPT = "echo once >> {marks}/$1.mark; sleep 2"
+# Each subjob waits (up to 120 s) for the test's go-ahead, so the ones to lose are
+# surely still running when the scheduler loses them.
+SCRIPT = (
+    "echo once >> {marks}/$1.mark; "
+    "for i in $(seq 1200); do [ -e {marks}/go ] && exit 0; sleep 0.1; done; exit 9"
+)
 
 FAKES = {
     "lsf": ("lsf", "lsf", ""),
@@ -52,6 +57,7 @@ def test_lost_jobs_end_after_the_jobs_own_grace(
     file); with `exit_code_grace = 2` in the spec they end failed "lost" and the rest
     complete, well before the default 300 s grace."""
     backend, personality, options = fake_case
+    fake_scheduler.configure(max_running=N)  # all at once: each waits for the go-ahead
     marks = tmp_path / "marks"
     marks.mkdir()
     spec = write_spec(
@@ -63,6 +69,10 @@ def test_lost_jobs_end_after_the_jobs_own_grace(
     running = sorted(j.id for j in fake_scheduler.jobs() if j.state == "running")
     for native_id in running[:LOST]:
         fake_scheduler.lose(native_id)
+    gone = set(running[:LOST])
+    wait_until(lambda: not gone & {j.id for j in fake_scheduler.jobs()}, timeout=60,
+               what="the scheduler to lose them")  # fmt: skip
+    (marks / "go").touch()
     watched = run_jobfleet("watch", "lossy", "--interval", "0.2", "--quiet", timeout=120)
     status: dict[str, Any] = json.loads(run_jobfleet("status", "lossy", "--json").out)
 

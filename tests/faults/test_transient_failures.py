@@ -39,7 +39,7 @@ N = 20
 SCRIPT = "echo once >> {marks}/$1.mark; sleep 0.2"
 
 # (backend name in jobfleet, fake personality, extra backend options), as in
-# tests/cli/test_watcher_killed.py
+# tests/faults/test_watcher_killed.py
 FAKES = {
     "htcondor": ("htcondor", "htcondor", ""),
     "lsf": ("lsf", "lsf", ""),
