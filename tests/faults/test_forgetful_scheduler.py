@@ -12,7 +12,6 @@ subjobs exit 0, some 3: each must end with its right status and exit code, throu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cli.conftest import db, run_jobfleet  # noqa: F401
 from fakesched.fixture import FakeHandle, fake_scheduler  # noqa: F401
 from reliability_report import Reliability
 
+from ._fakes import fake_case_fixture, personality  # noqa: F401
 from ._wrapped import Fault, install_wrappers, marker_lines, unique_name, write_spec
 
 N = 20
@@ -29,31 +29,12 @@ N = 20
 SCRIPT = "echo once >> {marks}/$1.mark; sleep 0.3; [ $(($1 % 4)) != 3 ] || exit 3"
 FAILING = {i for i in range(N) if i % 4 == 3}
 
-FAKES = {
-    "htcondor": ("htcondor", "htcondor", ""),
-    "lsf": ("lsf", "lsf", ""),
-    "openpbs": ("pbs", "pbs", 'flavour = "openpbs"'),
-    "torque": ("pbs", "pbs", 'flavour = "torque"'),
-    "sge": ("sge", "sge", ""),
-}
+_ACTIVE_SLURM_STATES = "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,REQUEUED,STAGE_OUT"
+
 # DIRAC is left out: its exit code files come back only in output sandboxes, which a WMS
 # that forgot the job cannot hand out, so such units can only end "lost" after the
 # exit code grace period (test_lost_jobs.py shows that).
-_ACTIVE_SLURM_STATES = "PENDING,RUNNING,SUSPENDED,COMPLETING,CONFIGURING,REQUEUED,STAGE_OUT"
-
-
-@pytest.fixture(params=list(FAKES))
-def fake_case(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str, str]]:
-    if request.param in ("openpbs", "torque"):
-        monkeypatch.setenv("FAKESCHED_PBS_FLAVOUR", request.param)
-    yield FAKES[request.param]
-
-
-@pytest.fixture
-def personality(fake_case: tuple[str, str, str]) -> str:
-    return fake_case[1]
+fake_case = fake_case_fixture("htcondor", "lsf", "openpbs", "torque", "sge")
 
 
 def _run(spec: Path, name: str) -> tuple[int, dict[str, Any]]:
@@ -91,7 +72,7 @@ def test_fake_scheduler_forgets_finished_jobs(
 ) -> None:
     """Fake scheduler forgetting every job the moment it ends (no queue entry, no history);
     20 subjobs, 5 exiting 3: every status and exit code comes right from the exit code files."""
-    backend, personality, options = fake_case
+    backend, fake, options = fake_case
     fake_scheduler.configure(forget_finished=True)
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -103,7 +84,7 @@ def test_fake_scheduler_forgets_finished_jobs(
     forgotten = N - len(fake_scheduler.jobs())  # all of them, once the job has ended
     wrong = _wrong(status)
     reliability.record(
-        backend=f"{personality} (fake{', ' + options if options else ''})", cases=N,
+        backend=f"{fake} (fake{', ' + options if options else ''})", cases=N,
         unit="subjobs", faults=forgotten, lost=len(wrong),
         duplicated=sum(1 for c in runs.values() if c > 1),
         detail=f"every finished job forgotten at once, no history; {len(FAILING)} exit 3; "

@@ -8,17 +8,15 @@ watcher must honour (it used to poll with default options and wait 300 s).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from cli.conftest import db, run_jobfleet  # noqa: F401
 from fakesched.fixture import FakeHandle, fake_scheduler  # noqa: F401
 from helpers import wait_until
 from reliability_report import Reliability
 
+from ._fakes import fake_case_fixture, personality  # noqa: F401
 from ._wrapped import marker_lines, write_spec
 
 N = 6
@@ -30,20 +28,7 @@ SCRIPT = (
     "for i in $(seq 1200); do [ -e {marks}/go ] && exit 0; sleep 0.1; done; exit 9"
 )
 
-FAKES = {
-    "lsf": ("lsf", "lsf", ""),
-    "dirac": ("dirac", "dirac", ""),
-}
-
-
-@pytest.fixture(params=list(FAKES))
-def fake_case(request: pytest.FixtureRequest) -> Iterator[tuple[str, str, str]]:
-    yield FAKES[request.param]
-
-
-@pytest.fixture
-def personality(fake_case: tuple[str, str, str]) -> str:
-    return fake_case[1]
+fake_case = fake_case_fixture("lsf", "dirac")
 
 
 def test_lost_jobs_end_after_the_jobs_own_grace(
@@ -56,7 +41,7 @@ def test_lost_jobs_end_after_the_jobs_own_grace(
     """Fake scheduler losing 2 of 6 running subjobs (SIGKILLed and forgotten, no exit code
     file); with `exit_code_grace = 2` in the spec they end failed "lost" and the rest
     complete, well before the default 300 s grace."""
-    backend, personality, options = fake_case
+    backend, fake, options = fake_case
     fake_scheduler.configure(max_running=N)  # all at once: each waits for the go-ahead
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -79,7 +64,7 @@ def test_lost_jobs_end_after_the_jobs_own_grace(
     lost = [s for s in status["subjobs"] if (s["reason"] or "").startswith("lost")]
     runs = marker_lines(marks)
     reliability.record(
-        backend=f"{personality} (fake)", cases=N, unit="subjobs", faults=LOST,
+        backend=f"{fake} (fake)", cases=N, unit="subjobs", faults=LOST,
         lost=N - len(lost) - status["counts"].get("completed", 0),
         duplicated=sum(1 for c in runs.values() if c > 1),
         detail=f"{LOST} running subjobs lost by the scheduler; they end failed 'lost'",

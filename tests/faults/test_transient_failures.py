@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from fakesched.fixture import FakeHandle, fake_scheduler  # noqa: F401
 from helpers import wait_until
 from reliability_report import Reliability
 
+from ._fakes import fake_case_fixture, personality  # noqa: F401
 from ._wrapped import (
     Fault,
     install_wrappers,
@@ -38,18 +39,6 @@ from ._wrapped import (
 N = 20
 SCRIPT = "echo once >> {marks}/$1.mark; sleep 0.2"
 
-# (backend name in jobfleet, fake personality, extra backend options), as in
-# tests/faults/test_watcher_killed.py
-FAKES = {
-    "htcondor": ("htcondor", "htcondor", ""),
-    "lsf": ("lsf", "lsf", ""),
-    "openpbs": ("pbs", "pbs", 'flavour = "openpbs"'),
-    "torque": ("pbs", "pbs", 'flavour = "torque"'),
-    "sge": ("sge", "sge", ""),
-    "dirac": ("dirac", "dirac", ""),
-}
-
-
 #: The command each personality submits with.
 SUBMIT = {"htcondor": "condor_submit", "lsf": "bsub", "pbs": "qsub", "sge": "qsub",
           "dirac": "dirac-wms-job-submit"}  # fmt: skip
@@ -61,18 +50,7 @@ def _seed_losing_first_reply(command: str, rate: float) -> int:
     return next(s for s in range(1000) if random.Random(f"{s}:{command}:0").random() < rate)
 
 
-@pytest.fixture(params=list(FAKES))
-def fake_case(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str, str]]:
-    if request.param in ("openpbs", "torque"):
-        monkeypatch.setenv("FAKESCHED_PBS_FLAVOUR", request.param)
-    yield FAKES[request.param]
-
-
-@pytest.fixture
-def personality(fake_case: tuple[str, str, str]) -> str:
-    return fake_case[1]
+fake_case = fake_case_fixture()
 
 
 def _submit_and_watch(spec: Path, name: str) -> dict[str, object]:
@@ -93,8 +71,8 @@ def test_fake_scheduler_failing_thirty_percent(
 ) -> None:
     """Fake scheduler: every command fails 30% of the time, each failing call doing its work
     first (the reply is lost); all 20 subjobs complete, each submitted and run once."""
-    backend, personality, options = fake_case
-    seed = _seed_losing_first_reply(SUBMIT[personality], 0.3)
+    backend, fake, options = fake_case
+    seed = _seed_losing_first_reply(SUBMIT[fake], 0.3)
     fake_scheduler.configure(fail_rate=0.3, fail_after=True, seed=seed)
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -109,12 +87,12 @@ def test_fake_scheduler_failing_thirty_percent(
     lost = N - len(runs)
     duplicated = max(0, len(records) - N) + sum(1 for c in runs.values() if c > 1)
     reliability.record(
-        backend=f"{personality} (fake{', ' + options if options else ''})",
+        backend=f"{fake} (fake{', ' + options if options else ''})",
         cases=N, unit="subjobs", faults=faults, lost=lost, duplicated=duplicated,
         detail=f"every command fails 30%, after doing its work (reply lost): "
         f"{dict(sorted(fake_scheduler.failures().items()))}",
     )  # fmt: skip
-    assert fake_scheduler.failures().get(SUBMIT[personality], 0) >= 1  # a reply was lost
+    assert fake_scheduler.failures().get(SUBMIT[fake], 0) >= 1  # a reply was lost
     assert status["counts"] == {"completed": N}
     assert runs == dict.fromkeys(range(N), 1)
     assert len(records) == N, f"{len(records)} scheduler records for {N} subjobs"

@@ -18,7 +18,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from helpers import wait_until
 from jobfleet.store import Store
 from reliability_report import Reliability
 
+from ._fakes import fake_case_fixture, personality  # noqa: F401
 from ._support import jobfleet_process, marker_lines, run_jobfleet
 
 N = 500
@@ -256,34 +257,11 @@ poll_interval = 0.2
 {options}
 """
 
-# (backend name in jobfleet, fake personality, extra backend options)
-CASES = {
-    "htcondor": ("htcondor", "htcondor", ""),
-    "lsf": ("lsf", "lsf", ""),
-    "openpbs": ("pbs", "pbs", 'flavour = "openpbs"'),
-    "torque": ("pbs", "pbs", 'flavour = "torque"'),
-    "sge": ("sge", "sge", ""),
-    "dirac": ("dirac", "dirac", ""),
-}
-
-
-@pytest.fixture(params=list(CASES))
-def backend(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[str, str, str]]:
-    name, personality, options = CASES[request.param]
-    if request.param in ("openpbs", "torque"):
-        monkeypatch.setenv("FAKESCHED_PBS_FLAVOUR", request.param)
-    yield name, personality, options
-
-
-@pytest.fixture
-def personality(backend: tuple[str, str, str]) -> str:
-    return backend[1]
+fake_case = fake_case_fixture()
 
 
 def test_killed_watcher_loses_nothing(
-    backend: tuple[str, str, str],
+    fake_case: tuple[str, str, str],
     fake_scheduler: FakeHandle,  # noqa: F811
     db: Path,  # noqa: F811
     tmp_path: Path,
@@ -291,7 +269,7 @@ def test_killed_watcher_loses_nothing(
 ) -> None:
     """Every fake batch backend: ``jobfleet watch`` SIGKILLed once 3 of 12 subjobs in;
     a new watch completes every subjob exactly once."""
-    name, _, options = backend
+    name, fake, options = fake_case
     marks = tmp_path / "marks"
     marks.mkdir()
     spec = tmp_path / "killme.toml"
@@ -307,7 +285,7 @@ def test_killed_watcher_loses_nothing(
     second = run_jobfleet("watch", "killme", "--interval", "0.2", "--quiet", timeout=180)
     status = json.loads(run_jobfleet("status", "killme", "--json").out)
     runs = marker_lines(marks)
-    flavour = options.split('"')[1] if options else backend[1]  # openpbs / torque
+    flavour = options.split('"')[1] if options else fake  # openpbs / torque
     reliability.record(
         backend=f"{flavour} (fake)",
         cases=FAKE_N,
