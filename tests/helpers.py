@@ -58,3 +58,16 @@ def args_job(root: Any, name: str, script: str, n: int) -> Any:
     job.cmd = ["bash", "-c", script, name]
     job.splitter = ArgumentsSplitter(arguments_generator=ArgumentsGenerator(range_arguments, 0, n))
     return job
+
+
+def value_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key/index path inside a JSON-like ``value`` (``()`` first), for fuzzers that
+    edit one place of a valid document."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += value_paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += value_paths(item, (*prefix, i))
+    return found

@@ -18,6 +18,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import value_paths
 from jobfleet import Job, Local, SpecError, monitor_jobs
 from jobfleet.environment import detect_setup
 from jobfleet.spec import (
@@ -861,21 +862,10 @@ def test_property_random_documents(fuzz_dir: Path, doc: dict[Any, Any]) -> None:
     _check_loads_or_spec_error(lambda: parse_spec_dict(doc, fuzz_dir / "spec.toml"))
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
 def _mutate(doc: dict[str, Any], data: st.DataObject) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
     for _ in range(data.draw(st.integers(1, 3))):
-        path = data.draw(st.sampled_from(_paths(doc)[1:]))
+        path = data.draw(st.sampled_from(value_paths(doc)[1:]))
         parent: Any = doc
         for part in path[:-1]:
             parent = parent[part]

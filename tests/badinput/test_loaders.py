@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import value_paths
 from jobfleet import Job, SpecError
 from jobfleet.spec import parse_spec_dict
 from reliability_report import Reliability
@@ -54,23 +55,12 @@ class Tally:
     wrong: list[str] = field(default_factory=list)
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _paths(item, (*prefix, key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            found += _paths(item, (*prefix, i))
-    return found
-
-
 def _mutate(doc: dict[str, Any], data: st.DataObject) -> tuple[dict[str, Any], set[str]]:
     """``doc`` with 1-3 random edits, and the top-level keys they touched."""
     doc = copy.deepcopy(doc)
     touched: set[str] = set()
     for _ in range(data.draw(st.integers(1, 3))):
-        choices = _paths(doc)[1:]
+        choices = value_paths(doc)[1:]
         if not choices:
             break
         path = data.draw(st.sampled_from(choices))
