@@ -30,4 +30,6 @@ python3 -m ruff format --check src tests benchmarks examples
 echo "== mypy"
 python3 -m mypy
 echo "== pytest"
-python3 -m pytest --reliability-report docs/reliability.md "$@"
+# "--opt=value": pytest >= 9.2 reads a separate value as a test path before it loads
+# the conftest that defines the option, and then rejects the option.
+python3 -m pytest --reliability-report=docs/reliability.md "$@"
