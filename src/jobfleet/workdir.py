@@ -60,11 +60,20 @@ def check_job(job: Job) -> None:
             raise SpecError(f"{job!r}: field 'input_sandbox_files': {entry} does not exist")
 
 
-def render_wrapper(job: Job, directives: Sequence[str] = ()) -> str:
-    """The bash script that runs ``job``'s setup and command and records the exit code."""
+def render_wrapper(
+    job: Job, directives: Sequence[str] = (), *, pid_file: str = "", lost_race_exit: int = 0
+) -> str:
+    """The bash script that runs ``job``'s setup and command and records the exit code.
+
+    With ``pid_file`` it first creates that file exclusively (its pid and start
+    time) and exits ``lost_race_exit`` without running anything if it exists:
+    the local runner's launch protocol (:mod:`jobfleet.fleet.unitfiles`).
+    """
     return render(
         "wrapper.sh.j2",
         directives=list(directives),
+        pid_file=pid_file,
+        lost_race_exit=lost_race_exit,
         name=job.name,
         exit_code_file=EXIT_CODE_FILE,
         setup_cmds=list(job.setup_cmds),

@@ -18,7 +18,7 @@ from jobfleet.fleet.localrunner import (
     LocalDriver,
     process_start_time,
 )
-from jobfleet.fleet.unitfiles import read_pid_file
+from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, read_pid_file, reopen_claim, take_for_cancel
 from jobfleet.store import Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
@@ -157,14 +157,32 @@ def test_only_one_of_racing_launches_runs_the_unit(store, make_job):
     first, second = LocalDriver(), LocalDriver()
     # Both launch under the same claim, as after a stale claim seen by two runners.
     (workdir / CLAIM_FILE).touch()
-    first._spawn(rec, job.subjobs[0])
-    second._spawn(rec, job.subjobs[0])
+    first._spawn(rec, job.subjobs[0], reopen_claim(workdir))
+    second._spawn(rec, job.subjobs[0], reopen_claim(workdir))
     losers = [d._children[(record.id, 0)] for d in (first, second)]
     wait_until(lambda: any(p.poll() == 75 for p in losers), what="one launch to give up")
     (job.working_dir / "go").touch()
     wait_until(lambda: _poll(first, store) == ["0:completed"])
     assert (job.working_dir / "marker").read_text() == "ran\n"
     assert (workdir / "stdout").read_text() == "unit 0 ran\n"
+
+
+def test_launch_that_loses_to_a_cancel_runs_nothing(store, make_job):
+    job = make_job("late", "echo ran > ran.txt")
+    record = Fleet(store).submit_job(job, "local")
+    workdir = job.subjobs[0].working_dir
+    [rec] = store.subjobs(record.id)
+    driver = LocalDriver()
+    # The cancel takes the commit point between the runner's claim and the unit's start.
+    assert take_for_cancel(workdir)
+    driver._spawn(rec, job.subjobs[0], reopen_claim(workdir))
+    child = driver._children[(record.id, 0)]
+    wait_until(lambda: child.poll() is not None, what="the launch to give up")
+    assert child.returncode == LOST_RACE_EXIT
+    assert _poll(driver, store) == ["0:failed"]
+    sub = store.subjobs(record.id)[0]
+    assert (sub.reason, driver._children) == ("cancelled", {})
+    assert not (workdir / "ran.txt").exists()
 
 
 def test_half_written_pid_file_is_not_taken_for_a_dead_unit(store, make_job):
@@ -206,7 +224,8 @@ def test_cancel_queued_unit_blocks_it_for_good(store, make_job):
     record = fleet.submit_job(job, "local")
     assert cancel(fleet, record.id) == 1
     workdir = job.subjobs[0].working_dir
-    assert (workdir / CLAIM_FILE).exists()
+    pid_file = read_pid_file(workdir)
+    assert pid_file is not None and pid_file.cancelled  # the cancel holds the commit point
     sub = store.subjobs(record.id)[0]
     assert (sub.status, sub.reason) == ("failed", "cancelled")
     # Even a runner with a view from before the cancel does not launch it.
@@ -236,6 +255,7 @@ def test_cancel_running_unit(store, make_job):
 
 
 def test_resubmission_removes_claim_pid_and_exit_files(store, make_job):
+    """The claim is the stdout file, so its removal is checked with the others."""
     job = make_job("again", 'echo "run" >> ../runs-$1; exit 3')
     fleet = Fleet(store)
     record = fleet.submit_job(job, "local")

@@ -51,17 +51,17 @@ from jobfleet.fleet.driver import (
 from jobfleet.fleet.launcher import Launcher, Queued
 from jobfleet.fleet.unitfiles import (
     CLAIM_FILE,
-    LAUNCH_SHIM,
+    LOST_RACE_EXIT,
     PID_FILE,
     PidInfo,
     claim,
     claim_age,
-    claim_is_cancel,
     pid_file_age,
     process_start_time,
     read_pid_file,
-    refresh_claim,
+    reopen_claim,
     signal_group,
+    take_for_cancel,
     wait_for_pid_file,
 )
 from jobfleet.job import Job
@@ -71,7 +71,7 @@ from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import (
     EXIT_CODE_FILE,
     STDERR_FILE,
-    STDOUT_FILE,
+    SUBMIT_SCRIPT,
     collect_outputs,
     prepare,
     read_exit_code,
@@ -195,12 +195,13 @@ class LocalDriver:
             record(batch)
 
     def render_script(self, unit: Job) -> str:
-        return render_wrapper(unit)
+        # The wrapper itself takes the pid file: one bash per unit, and no launch runs twice.
+        return render_wrapper(unit, pid_file=PID_FILE, lost_race_exit=LOST_RACE_EXIT)
 
     def _forget_previous_attempt(self, workdir: Path) -> None:
         """Remove a previous attempt's claim and pid file, stopping its process if still there."""
         info = read_pid_file(workdir)
-        if info is None and (workdir / CLAIM_FILE).exists() and not claim_is_cancel(workdir):
+        if info is None and (workdir / CLAIM_FILE).exists():  # claimed: maybe starting now
             info = wait_for_pid_file(workdir, _LAUNCH_WAIT)
         if info is not None and info.alive():
             # A cancelled attempt still shutting down must not write its exit code
@@ -272,16 +273,17 @@ class LocalDriver:
             age = claim_age(workdir)
             if age is None:
                 return None, False
-            if claim_is_cancel(workdir):
-                return self._failed(rec, None, CANCELLED), False
             if age > CLAIM_GRACE:
                 # The launcher died before the unit started: it never ran, so launch it.
                 log.warning(
                     "%s: claimed %.0f s ago but never started; launching it", unit.name, age
                 )
-                refresh_claim(workdir)
-                return self._spawn(rec, unit), True
+                return self._spawn(rec, unit, reopen_claim(workdir)), True
             return None, True  # being launched right now
+        if info.cancelled:
+            with self._launcher.lock:  # a launch of ours may have lost to the cancel
+                self._children.pop((rec.job_id, rec.subjob_id), None)
+            return self._failed(rec, None, CANCELLED), False
         if not info.complete:
             if pid_file_age(workdir) > CLAIM_GRACE:  # died while writing it: ran nothing
                 return self._failed(rec, None, LOST_NO_EXIT_CODE), False
@@ -347,23 +349,26 @@ class LocalDriver:
 
     def _launch(self, rec: SubjobRecord, unit: Job) -> StatusUpdate | None:
         self._unclaimed.discard((rec.job_id, rec.subjob_id))  # claimed now, by us or another
-        if not claim(unit.working_dir):
-            return None  # another runner (or a cancel) got there first
-        return self._spawn(rec, unit)
+        try:
+            out = claim(unit.working_dir)
+        except OSError as err:
+            log.warning("%s: could not start: %s", unit.name, err)
+            return self._failed(rec, None, f"could not start: {err}")
+        if out is None:
+            return None  # another runner got there first
+        return self._spawn(rec, unit, out)
 
-    def _spawn(self, rec: SubjobRecord, unit: Job) -> StatusUpdate:
+    def _spawn(self, rec: SubjobRecord, unit: Job, out: int) -> StatusUpdate:
+        """Start the unit with ``out`` (its claimed stdout, closed here) as standard output."""
         workdir = unit.working_dir
         try:
             # Append: a launch that loses the race must not truncate the winner's output.
-            with (
-                open(workdir / STDOUT_FILE, "ab") as out,
-                open(workdir / STDERR_FILE, "ab") as err,
-            ):
+            with os.fdopen(out, "ab") as out_file, open(workdir / STDERR_FILE, "ab") as err:
                 proc = subprocess.Popen(
-                    ["/bin/bash", "-c", LAUNCH_SHIM, "jobfleet-launch"],
+                    ["/bin/bash", SUBMIT_SCRIPT],
                     cwd=workdir,
                     stdin=subprocess.DEVNULL,
-                    stdout=out,
+                    stdout=out_file,
                     stderr=err,
                     env=process_environment(self.inherit_env),
                     start_new_session=True,  # survives the runner; killable as a group
@@ -386,8 +391,8 @@ class LocalDriver:
             if job_record is None:
                 continue
             workdir = self._jobs.unit(job_record, rec.subjob_id).working_dir
-            if not workdir.is_dir() or claim(workdir, "cancel"):
-                continue  # never launched, and now no runner ever will
+            if not workdir.is_dir() or take_for_cancel(workdir):
+                continue  # never ran, and now no launch ever will
             info = wait_for_pid_file(workdir, _LAUNCH_WAIT)
             if info is not None and info.alive():
                 log.info("%s: sending SIGTERM to process group %d", workdir, info.pid)

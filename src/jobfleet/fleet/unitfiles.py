@@ -1,22 +1,24 @@
 """The files through which local units are launched exactly once and found again after a crash.
 
-Both live in the unit's working directory:
+Both live in the unit's working directory, and neither costs a file of its own
+beyond what a unit needs anyway (creating files is most of a trivial unit's cost):
 
-``__JOBFLEET_CLAIM__``
-    created with ``O_CREAT | O_EXCL`` before a launch (content ``launch ...``),
-    or by a cancel (``cancel ...``) so that no runner launches the unit. Only
-    the process that creates it launches, so two runners do not both start
-    the unit in the normal course of things.
-``__JOBFLEET_PID__``
+``stdout`` (the claim)
+    created with ``O_CREAT | O_EXCL`` by the runner that launches the unit,
+    which hands it to the process as its standard output. Only the runner that
+    creates it launches, so two runners do not both start the unit in the
+    normal course of things. Preparing an attempt removes it.
+``__JOBFLEET_PID__`` (the commit point)
     ``"<pid> <start time>"``, created with ``O_EXCL`` (bash ``noclobber``) BY
-    THE UNIT ITSELF, before it runs its command (see :data:`LAUNCH_SHIM`). This
-    is the commit point: of any number of launches of one attempt, only the
-    one that creates the file runs the command; the others exit with
-    :data:`LOST_RACE_EXIT` having run nothing. So no pid file means the
-    command never ran, and a claim left without one (a runner killed between
-    claiming and launching) may safely be launched again. The start time
-    (field 22 of ``/proc/<pid>/stat``) tells the unit from an unrelated
-    process that got the same pid later.
+    THE UNIT ITSELF: it is the first thing the unit's wrapper script does, before
+    its setup and command (``render_wrapper(..., pid_file=PID_FILE)``). Of any
+    number of launches of one attempt, only the one that creates the file runs
+    the command; the others exit with :data:`LOST_RACE_EXIT` having run nothing.
+    So no pid file means the command never ran, and a claim left without one (a
+    runner killed between claiming and launching) may safely be launched again.
+    A cancel creates the file first (``"cancel ..."``), so no launch ever runs
+    the unit. The start time (field 22 of ``/proc/<pid>/stat``) tells the unit
+    from an unrelated process that got the same pid later.
 """
 
 from __future__ import annotations
@@ -27,40 +29,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobfleet.workdir import SUBMIT_SCRIPT
+from jobfleet.workdir import STDOUT_FILE
 
 __all__ = [
     "CLAIM_FILE",
-    "LAUNCH_SHIM",
     "LOST_RACE_EXIT",
     "PID_FILE",
     "PidInfo",
     "claim",
     "claim_age",
-    "claim_is_cancel",
     "pid_file_age",
     "process_start_time",
     "read_pid_file",
-    "refresh_claim",
+    "reopen_claim",
     "signal_group",
+    "take_for_cancel",
     "wait_for_pid_file",
 ]
 
-CLAIM_FILE = "__JOBFLEET_CLAIM__"
+#: The claim is the unit's stdout (:data:`jobfleet.workdir.STDOUT_FILE`), created exclusively.
+CLAIM_FILE = STDOUT_FILE
 PID_FILE = "__JOBFLEET_PID__"
 #: Exit code of a launch that found the pid file taken: it ran nothing.
 LOST_RACE_EXIT = 75
-
-#: Run as ``bash -c LAUNCH_SHIM`` in the working directory: record own pid and start time
-#: (exclusively), then become the wrapper script, keeping pid and start time.
-LAUNCH_SHIM = f"""\
-start='?'
-if s=$(< /proc/$$/stat) 2>/dev/null; then s=${{s##*) }}; set -- $s; start=${{20:-?}}; fi
-set -C
-{{ printf '%s %s\\n' "$$" "$start" > {PID_FILE}; }} 2>/dev/null || exit {LOST_RACE_EXIT}
-set +C
-exec /bin/bash {SUBMIT_SCRIPT}
-"""
+_CANCEL = "cancel"
 
 
 def process_start_time(pid: int) -> str | None:
@@ -95,10 +87,11 @@ def _start_time_without_proc(pid: int) -> str | None:
 
 @dataclass(frozen=True)
 class PidInfo:
-    """What a pid file says; ``pid == 0`` while the unit is still writing it."""
+    """What a pid file says; ``pid == 0`` while the unit is still writing it, or for a cancel."""
 
     pid: int
     start_time: str
+    cancelled: bool = False
 
     @property
     def complete(self) -> bool:
@@ -117,6 +110,8 @@ def read_pid_file(workdir: Path) -> PidInfo | None:
         text = (workdir / PID_FILE).read_text(encoding="ascii", errors="replace")
     except FileNotFoundError:
         return None
+    if text.startswith(_CANCEL):
+        return PidInfo(pid=0, start_time="", cancelled=True)
     parts = text.split()
     if len(parts) != 2 or not parts[0].isdigit() or not text.endswith("\n"):
         return PidInfo(pid=0, start_time="")
@@ -131,43 +126,46 @@ def pid_file_age(workdir: Path) -> float:
         return 0.0
 
 
-def claim(workdir: Path, purpose: str = "launch") -> bool:
-    """Atomically take the unit in ``workdir`` (to launch or cancel it); False if taken."""
+def claim(workdir: Path) -> int | None:
+    """Take the unit in ``workdir`` to launch it: a descriptor of its new stdout, or ``None``.
+
+    ``None`` means another runner has claimed it. The descriptor appends, so a
+    launch again under the same claim (:func:`reopen_claim`) keeps what is there.
+    """
     try:
-        fd = os.open(workdir / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        return os.open(
+            workdir / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644
+        )
     except FileExistsError:
-        return False
-    try:
-        os.write(fd, f"{purpose} {os.getpid()} {time.time():.3f}\n".encode())
-    finally:
-        os.close(fd)
-    return True
+        return None
 
 
-def refresh_claim(workdir: Path) -> None:
-    """Restart a claim's grace period (before launching again under an old claim)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.utime(workdir / CLAIM_FILE)
+def reopen_claim(workdir: Path) -> int:
+    """The stdout of a unit claimed earlier, to launch it again; restarts the claim's grace."""
+    fd = os.open(workdir / CLAIM_FILE, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+    os.utime(fd)
+    return fd
 
 
 def claim_age(workdir: Path) -> float | None:
-    """Seconds since the claim was made (or refreshed); ``None`` without a claim."""
+    """Seconds since the unit was claimed (meaningful while it has no pid file); ``None``: not."""
     try:
         return time.time() - (workdir / CLAIM_FILE).stat().st_mtime
     except FileNotFoundError:
         return None
 
 
-def claim_is_cancel(workdir: Path) -> bool:
-    """Whether the claim was made by a cancel (the unit must never be launched)."""
+def take_for_cancel(workdir: Path) -> bool:
+    """Take the commit point for a cancel: True if the unit never ran and now never will."""
     try:
-        return (
-            (workdir / CLAIM_FILE)
-            .read_text(encoding="ascii", errors="replace")
-            .startswith("cancel")
-        )
-    except FileNotFoundError:
+        fd = os.open(workdir / PID_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
         return False
+    try:
+        os.write(fd, f"{_CANCEL} {os.getpid()} {time.time():.3f}\n".encode())
+    finally:
+        os.close(fd)
+    return True
 
 
 def signal_group(pid: int, signum: int) -> None:
@@ -181,6 +179,7 @@ def wait_for_pid_file(workdir: Path, timeout: float) -> PidInfo | None:
     deadline = time.monotonic() + timeout
     while True:
         info = read_pid_file(workdir)
-        if (info is not None and info.complete) or time.monotonic() >= deadline:
+        done = info is not None and (info.complete or info.cancelled)
+        if done or time.monotonic() >= deadline:
             return info
         time.sleep(0.02)
