@@ -162,7 +162,7 @@ def test_ctrl_c_during_submission_then_resume(
         ),
     )
     assert proc.returncode == 130
-    assert err.strip().splitlines() == ["error: interrupted"] and out == ""
+    assert err.strip().splitlines() == ["error: interrupted"] and out == "", err + out
     assert integrity == "ok"
     assert set(before) <= {("submitted", None), ("init", None), ("running", None)}
     assert 0 < before[("init", None)] < n  # it did stop in the middle
@@ -174,3 +174,86 @@ def test_ctrl_c_during_submission_then_resume(
     assert attempts == {1: n}
     assert runs == dict.fromkeys(range(n), 1)
     assert os.path.getsize(db) > 0
+
+
+SANDBOXED_SPEC = """
+name = "watchprep"
+cmd = ["bash", "-c", "echo once >> {marks}/$1.mark", "unit"]
+working_dir = "{work}"
+sandbox = ["{sandbox}"]
+[split]
+arguments = {{ range = [0, {n}] }}
+[backend]
+name = "local"
+max_processes = 2
+"""
+
+
+def test_ctrl_c_while_submit_watch_still_prepares(
+    db: Path,  # noqa: F811
+    tmp_path: Path,
+    reliability: Reliability,
+) -> None:
+    """SIGINT to ``submit --watch`` (local) while its first subjobs run and the rest are
+    still being prepared: the submission stops, every unfinished subjob is stored as
+    interrupted, and ``resubmit --failed`` completes the job, each subjob run once."""
+    n = 2000
+    marks, work, sandbox = tmp_path / "marks", tmp_path / "work", tmp_path / "sandbox"
+    marks.mkdir()
+    sandbox.mkdir()
+    for i in range(10):  # copied into every working dir: preparing takes a while
+        (sandbox / f"part{i}.txt").write_text("x" * 100)
+    spec = tmp_path / "watchprep.toml"
+    spec.write_text(SANDBOXED_SPEC.format(marks=marks, work=work, sandbox=sandbox, n=n))
+
+    def counts() -> Counter[str]:
+        if not db.exists():
+            return Counter()
+        with Store(db) as store:
+            jobs = store.list_jobs()
+            return Counter(store.counts(jobs[0].id)) if jobs else Counter()
+
+    proc = jobfleet_process("submit", str(spec), "--watch")
+    at_signal = wait_until(
+        lambda: (c := counts())["completed"] >= 20 and c["init"] > 0 and c,
+        timeout=120,
+        what="subjobs completing while others are still in init",
+    )
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    after_interrupt = _statuses(db, "watchprep")
+    interrupted = after_interrupt[("failed", INTERRUPTED)]
+
+    again = run_jobfleet("resubmit", "watchprep", "--failed", timeout=180)
+    watched = run_jobfleet("watch", "watchprep", "--interval", "0.2", "--quiet", timeout=300)
+    final = _statuses(db, "watchprep")
+    with Store(db) as store:
+        attempts = {r.subjob_id: r.attempt for r in store.subjobs(store.get_job("watchprep").id)}
+    runs = marker_lines(marks)
+    reliability.record(
+        backend="local",
+        cases=n,
+        unit="subjobs",
+        faults=1,
+        lost=n - final[("completed", None)],
+        duplicated=sum(1 for i, count in runs.items() if count > attempts[i]),
+        detail=(
+            f"SIGINT to submit --watch with {at_signal['init']} of {n} subjobs not yet "
+            f"prepared; {interrupted} stored as interrupted, resubmitted"
+        ),
+    )
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + out
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert f"watchprep: stopped {interrupted} unfinished subjob(s)" in err
+    # Nothing left queued or unsubmitted: each subjob completed or was interrupted.
+    assert set(after_interrupt) == {("completed", None), ("failed", INTERRUPTED)}
+    assert interrupted >= at_signal["init"] > 0
+    assert again.code == 0, again.err
+    assert watched.code == 0, watched.err
+    assert final == {("completed", None): n}
+    # Never run twice within one attempt. A subjob that ends in the moment between the
+    # last poll and the interrupt is stored as interrupted and runs again when resubmitted
+    # (its second attempt); every other subjob ran exactly once.
+    assert all(runs.get(i, 0) in (1, attempts[i]) for i in range(n)), runs
+    assert sum(1 for count in runs.values() if count == 2) <= 2 * 2  # max_processes, twice

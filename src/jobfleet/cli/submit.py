@@ -13,11 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from jobfleet.cli.common import err_console, out_console, state_of
-from jobfleet.cli.watch import watch_jobs
+from jobfleet.cli.watch import BackgroundSubmission, watch_jobs
 from jobfleet.environment import check_setup
-from jobfleet.fleet import RetryPolicy, get_driver
+from jobfleet.fleet import Fleet, RetryPolicy, get_driver
 from jobfleet.fleet.control import remove
 from jobfleet.fleet.driver import Driver, subjob_id_of
+from jobfleet.fleet.orchestrator import Progress as FleetProgress
 from jobfleet.fleet.runner import RUNNER_LOG
 from jobfleet.job import Job
 from jobfleet.store import WHOLE_JOB
@@ -105,29 +106,46 @@ def submit(
     fleet = state.fleet
     if replace and any(r.name == spec.name for r in fleet.store.list_jobs()):
         remove(fleet, spec.name)  # refuses (one clear line) while anything of it runs
-    units = len(job.subjobs) or 1
-    with _progress_bar() as bar:
-        task = bar.add_task(f"submitting {job.name}", total=units)
+    if resume_ref is not None:
+        record = fleet.job_record(resume_ref)
+        if record.name != spec.name:
+            raise click.ClickException(
+                f"job {record.name!r} was not submitted from this spec "
+                f"(the spec's job is {spec.name!r})"
+            )
 
-        def advance(n: int) -> None:
-            bar.advance(task, n)
+        def hand_over(submitter: Fleet, progress: FleetProgress) -> int:
+            return submitter.resume_job(record.id, progress=progress)
 
-        if resume_ref is not None:
-            record = fleet.job_record(resume_ref)
-            if record.name != spec.name:
-                raise click.ClickException(
-                    f"job {record.name!r} was not submitted from this spec "
-                    f"(the spec's job is {spec.name!r})"
-                )
-            count = fleet.resume_job(record.id, progress=advance)
-        else:
-            policy = RetryPolicy(spec.max_retries, spec.max_failed_fraction)
-            record = fleet.submit_job(job, backend, options, policy=policy, progress=advance)
-            count = units
+    else:
+        policy = RetryPolicy(spec.max_retries, spec.max_failed_fraction)
+        record = fleet.store_job(job, backend, options, policy=policy)
+
+        def hand_over(submitter: Fleet, progress: FleetProgress) -> int:
+            return submitter.hand_over(record, job, None, progress)
+
     err = err_console()
-    err.print(f"submitted {count} subjob(s) of job {record.name} (id {record.id}) to {backend}")
     if then_watch:
-        return watch_jobs(fleet, [record.id], interval=None, quiet=False, stop_on_interrupt=True)
+        # Watch (and on local, run) while the rest is still being submitted.
+        err.print(f"submitting job {record.name} (id {record.id}) to {backend}")
+        submission = BackgroundSubmission(
+            fleet,
+            hand_over,
+            resume_hint=f"submit the rest with: jobfleet submit {spec_path} --resume {record.name}",
+        )
+        submission.start()
+        return watch_jobs(
+            fleet,
+            [record.id],
+            interval=None,
+            quiet=False,
+            stop_on_interrupt=True,
+            submission=submission,
+        )
+    with _progress_bar() as bar:
+        task = bar.add_task(f"submitting {job.name}", total=len(job.subjobs) or 1)
+        count = hand_over(fleet, lambda n: bar.advance(task, n))
+    err.print(f"submitted {count} subjob(s) of job {record.name} (id {record.id}) to {backend}")
     if not no_runner and fleet.ensure_runner(record) is not None:
         err.print(f"a background runner follows it; log: {job.working_dir / RUNNER_LOG}")
     err.print(f"follow it with: jobfleet watch {record.name}")

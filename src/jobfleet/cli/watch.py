@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
@@ -12,12 +14,13 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from jobfleet.cli.common import err_console, state_of
+from jobfleet.errors import JobfleetError
 from jobfleet.fleet import Fleet, get_driver
 from jobfleet.fleet.control import cancel
 from jobfleet.fleet.driver import is_registered, needs_runner
 from jobfleet.fleet.progress import JobProgress
 
-__all__ = ["COMMANDS", "counts_text", "watch", "watch_jobs"]
+__all__ = ["COMMANDS", "BackgroundSubmission", "counts_text", "watch", "watch_jobs"]
 
 log = logging.getLogger("jobfleet.cli.watch")
 
@@ -86,8 +89,76 @@ def _note(job: JobProgress) -> str:
 INTERRUPTED = "interrupted (Ctrl-C)"
 
 
+class _Stopped(Exception):
+    """Raised inside a background submission to end it between two recorded batches."""
+
+
+class BackgroundSubmission:
+    """Hands a stored job's units over in a thread while this process watches the job.
+
+    ``submit --watch`` uses it so that the first subjobs run (and, on the local
+    backend, this process launches them) while later ones are still being
+    prepared. ``hand_over(fleet, progress)`` does the submitting through a
+    :class:`Fleet` of its own (own leases and caches; the store is shared and
+    thread-safe). :meth:`stop` ends it between two recorded batches: what was
+    not recorded stays in init, for ``submit --resume``.
+    """
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        hand_over: Callable[[Fleet, Callable[[int], None]], int],
+        *,
+        resume_hint: str = "",
+    ) -> None:
+        self._fleet = Fleet(fleet.store, lease_ttl=fleet.lease_ttl)
+        self._hand_over = hand_over
+        #: Told the user when a Ctrl-C stops the submission and the units stay queued.
+        self.resume_hint = resume_hint
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.count = 0
+        self._thread = threading.Thread(target=self._run, name="jobfleet-submit", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.count = self._hand_over(self._fleet, self._check_stop)
+        except _Stopped:
+            log.info("submission stopped; the rest of the units stay in init")
+        except BaseException as err:  # handed to the watching thread by check()
+            self._error = err
+
+    def _check_stop(self, recorded: int) -> None:
+        if self._stop.is_set():
+            raise _Stopped
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def check(self) -> None:
+        """Raise, in the caller's thread, what ended the submission (once it has ended)."""
+        if not self._thread.is_alive() and self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def stop(self) -> None:
+        """End the submission after its current batch and wait for it (idempotent)."""
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
 def _stop_interrupted(fleet: Fleet, job_ids: Sequence[int]) -> dict[str, int]:
     """Stop the unfinished units of runner-driven jobs (local); job name -> how many."""
+    # Launch nothing more, then poll once, so units that have already ended are stored as
+    # they ended, not as interrupted (one ending between this poll and the cancel is taken).
+    fleet.stop_launching()
+    with contextlib.suppress(JobfleetError, OSError):
+        fleet.watch_step(job_ids)
     stopped = {}
     for job_id in job_ids:
         record = fleet.job_record(job_id)
@@ -103,12 +174,15 @@ def watch_jobs(
     interval: float | None,
     quiet: bool,
     stop_on_interrupt: bool = False,
+    submission: BackgroundSubmission | None = None,
 ) -> int:
     """Watch steps until every job has ended; 0 if everything completed, else 1.
 
     ``stop_on_interrupt`` (``submit --watch``): Ctrl-C also stops the jobs that
     run on this machine (local), recording them as interrupted, instead of
-    leaving them to a background runner.
+    leaving them to a background runner. ``submission``: the jobs are still
+    being submitted by it; watching ends only after it has, and its error is
+    raised here.
     """
     pause = interval if interval is not None else _interval(fleet, job_ids)
     console = err_console()
@@ -125,6 +199,11 @@ def watch_jobs(
     try:
         with _terminate_as_exit(), progress:
             while True:
+                # Read before the step: a submission that ends during the step may have
+                # recorded units that this step's view does not show yet.
+                submitting = submission is not None and submission.running
+                if submission is not None:
+                    submission.check()
                 state = fleet.watch_step(job_ids)
                 for job_id, job in state.items():
                     if job_id not in tasks:
@@ -132,10 +211,12 @@ def watch_jobs(
                     ended = job.counts.get("completed", 0) + job.counts.get("failed", 0)
                     text = counts_text(job.counts) + _note(job)
                     progress.update(tasks[job_id], completed=ended, counts=text)
-                if all(job.ended for job in state.values()):
+                if not submitting and all(job.ended for job in state.values()):
                     break
                 fleet.pause(pause)  # returns early when a local unit ends
     except KeyboardInterrupt:
+        if submission is not None:
+            submission.stop()  # before cancelling: it must not hand over anything more
         stopped = _stop_interrupted(fleet, job_ids) if stop_on_interrupt else {}
         for name, count in stopped.items():
             console.print(
@@ -144,8 +225,12 @@ def watch_jobs(
             )
         if not quiet and not stopped:
             console.print("stopped watching; the jobs go on (jobfleet watch picks them up again)")
+            if submission is not None and submission.resume_hint:
+                console.print(f"the submission was stopped too; {submission.resume_hint}")
         raise
     finally:
+        if submission is not None:
+            submission.stop()
         started = fleet.stop_watching()
         if started:
             log.info("handed polling over to a background runner (pid %s)", started)

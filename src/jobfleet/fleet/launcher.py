@@ -51,6 +51,7 @@ class Launcher:
         self._inflight: dict[int, int] = collections.defaultdict(int)
         self._news: list[StatusUpdate] = []
         self._until = 0.0
+        self._halted = False
         self._reaper = _Reaper(self._ended)
         #: Set when the last running launched process ends, so a watcher polls at once.
         self.ended = threading.Event()
@@ -63,6 +64,8 @@ class Launcher:
     ) -> list[StatusUpdate]:
         """Replace the plan with a poll's view; start what fits now and return the updates."""
         with self.lock:
+            if self._halted:
+                return []
             self._queued = {job_id: collections.deque(q) for job_id, q in queued.items()}
             self._limits = dict(limits)
             self._others = dict(others)
@@ -71,6 +74,12 @@ class Launcher:
             for job_id in self._queued:
                 started += self._fill(job_id)
             return started
+
+    def halt(self) -> None:
+        """Start nothing more, from now on (the runner is being interrupted)."""
+        with self.lock:
+            self._halted = True
+            self._queued = {}
 
     def take_news(self) -> list[StatusUpdate]:
         """Updates of the units started since the last call (to report with the next poll)."""

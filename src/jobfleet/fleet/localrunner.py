@@ -164,6 +164,10 @@ class LocalDriver:
         if self._launcher.ended.wait(timeout):
             self._launcher.ended.clear()
 
+    def stop_launching(self) -> None:
+        """Launch no more units; polls still check the running ones (before an interrupt)."""
+        self._launcher.halt()
+
     @classmethod
     def available(cls) -> tuple[bool, str]:
         if not Path("/bin/bash").exists():

@@ -280,6 +280,22 @@ class Fleet:
         Everything that can be checked is checked before the store is touched;
         a failure half-way leaves the rest in init for :meth:`resume_job`.
         """
+        record = self.store_job(job, backend_name, options, policy=policy)
+        self.hand_over(record, job, None, progress)
+        return record
+
+    def store_job(
+        self,
+        job: Job,
+        backend_name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+    ) -> JobRecord:
+        """The first half of :meth:`submit_job`: check ``job`` and store it, all units in init.
+
+        :meth:`hand_over` (``ids=None``) then submits them, in this or another thread.
+        """
         options = dict(options or {})
         policy = policy or RetryPolicy()
         if not job.subjobs:
@@ -299,7 +315,6 @@ class Fleet:
             max_failed_fraction=policy.max_failed_fraction,
         )
         self._records[record.id] = record
-        self.hand_over(record, job, None, progress)
         return record
 
     def resume_job(self, ref: str | int, *, progress: Progress | None = None) -> int:
@@ -427,6 +442,13 @@ class Fleet:
             policy_of(record),
             submitting=unsubmitted and self._submitting(record),
         )
+
+    def stop_launching(self) -> None:
+        """Make the drivers this fleet polls start nothing more (local: no new processes)."""
+        for driver in self._poll_drivers.values():
+            stop = getattr(driver, "stop_launching", None)
+            if stop is not None:
+                stop()
 
     def stop_watching(self) -> list[int]:
         """Release the poll leases this fleet holds, handing over to a new runner if needed.
