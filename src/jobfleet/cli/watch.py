@@ -6,7 +6,6 @@ import contextlib
 import logging
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
@@ -33,9 +32,6 @@ _STYLES = {
     "completed": "green",
 }
 _FALLBACK_INTERVAL = 5.0
-#: A watcher waits at least this many times as long as its last step took (at most 1 s),
-#: so polling 10,000 queued local units does not become most of the runner's work.
-_STEP_SHARE = 10.0
 
 
 def counts_text(counts: dict[str, int], *, markup: bool = True) -> str:
@@ -208,9 +204,7 @@ def watch_jobs(
                 submitting = submission is not None and submission.running
                 if submission is not None:
                     submission.check()
-                step_started = time.monotonic()
                 state = fleet.watch_step(job_ids)
-                step = time.monotonic() - step_started
                 for job_id, job in state.items():
                     if job_id not in tasks:
                         tasks[job_id] = progress.add_task(job.name, total=job.total, counts="")
@@ -219,8 +213,7 @@ def watch_jobs(
                     progress.update(tasks[job_id], completed=ended, counts=text)
                 if not submitting and all(job.ended for job in state.values()):
                     break
-                # Returns early when the last running local unit ends.
-                fleet.pause(max(pause, min(_STEP_SHARE * step, 1.0)))
+                fleet.pause(pause)  # returns early when a local unit ends
     except KeyboardInterrupt:
         if submission is not None:
             submission.stop()  # before cancelling: it must not hand over anything more
