@@ -116,6 +116,8 @@ class BackgroundSubmission:
         #: Told the user when a Ctrl-C stops the submission and the units stay queued.
         self.resume_hint = resume_hint
         self._stop = threading.Event()
+        #: Set once the first units are recorded (the watcher need not wait a whole pause).
+        self.first_recorded = threading.Event()
         self._error: BaseException | None = None
         self.count = 0
         self._thread = threading.Thread(target=self._run, name="jobfleet-submit", daemon=True)
@@ -132,6 +134,7 @@ class BackgroundSubmission:
             self._error = err
 
     def _check_stop(self, recorded: int) -> None:
+        self.first_recorded.set()
         if self._stop.is_set():
             raise _Stopped
 
@@ -213,7 +216,11 @@ def watch_jobs(
                     progress.update(tasks[job_id], completed=ended, counts=text)
                 if not submitting and all(job.ended for job in state.values()):
                     break
-                fleet.pause(pause)  # returns early when a local unit ends
+                first = submission.first_recorded if submission is not None else None
+                if submitting and first is not None and not first.is_set():
+                    first.wait(pause)
+                else:
+                    fleet.pause(pause)  # returns early when a local unit ends
     except KeyboardInterrupt:
         if submission is not None:
             submission.stop()  # before cancelling: it must not hand over anything more

@@ -100,9 +100,11 @@ _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
 _OPTIONS = ("max_processes", "inherit_env", "poll_interval")
-#: Prepared units are recorded in the store at least this many at a time, or after this long.
+#: Prepared units are recorded in the store at least this many at a time, or after this long;
+#: the first few at once, so that a runner watching the submission can start them.
 _RECORD_BATCH = 1000
-_RECORD_EVERY = 0.5
+_RECORD_EVERY = 0.1
+_RECORD_FIRST = 16
 #: Seconds a unit found unclaimed is taken as still queued without looking at its files.
 _RECHECK_QUEUED = 2.0
 
@@ -186,15 +188,16 @@ class LocalDriver:
             existing = set()
         batch: list[tuple[int, str]] = []
         last = time.monotonic()
+        limit = _RECORD_FIRST
         for unit in units:
             if unit is job or unit.working_dir.name in existing:
                 self._forget_previous_attempt(unit.working_dir)
             prepare(unit, self.render_script(unit))
             batch.append((subjob_id_of(unit), "local"))
             # Commit in chunks (each a transaction) so progress shows and little is redone.
-            if len(batch) >= _RECORD_BATCH or time.monotonic() - last > _RECORD_EVERY:
+            if len(batch) >= limit or time.monotonic() - last > _RECORD_EVERY:
                 record(batch)
-                batch, last = [], time.monotonic()
+                batch, last, limit = [], time.monotonic(), _RECORD_BATCH
         if batch:
             record(batch)
 
