@@ -22,7 +22,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,13 @@ from jobfleet.fleet.driver import (
     is_registered,
     needs_runner,
     unit_of,
+)
+from jobfleet.fleet.leases import (
+    LEASE_TTL_ENV,
+    JobBusyError,
+    default_ttl,
+    someone_submitting,
+    submission_lease,
 )
 from jobfleet.fleet.policy import RetryPolicy, policy_of
 from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, plan_retries
@@ -51,43 +58,13 @@ __all__ = [
 
 log = logging.getLogger("jobfleet.fleet.orchestrator")
 
-#: Environment variable overriding the poll lease's lifetime in seconds (default 30).
-LEASE_TTL_ENV = "JOBFLEET_LEASE_TTL"
-_SUBMIT_TTL = 600.0  # renewed after every recorded batch, so only a stuck submitter runs out
 
 #: Called with the number of units just recorded as submitted (to advance a progress bar).
 Progress = Callable[[int], None]
 
 
-class JobBusyError(JobfleetError):
-    """Another process is submitting this job right now."""
-
-
 class JobActiveError(JobfleetError):
     """The job still has units queued or running (and the action needs it to have none)."""
-
-
-def _default_ttl() -> float:
-    try:
-        ttl = float(os.environ.get(LEASE_TTL_ENV, "30"))
-    except ValueError:
-        ttl = 30.0
-    return ttl if ttl > 0 else 30.0
-
-
-def _process_exists(pid: int) -> bool:
-    """Whether ``pid`` is a live process here (a zombie nobody has reaped yet is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's, alive
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc to tell a zombie (or it just went): assume alive, wait for the TTL
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _check_writable(directory: Path) -> None:
@@ -118,7 +95,7 @@ class Fleet:
     ) -> None:
         self.store = store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_ttl = lease_ttl if lease_ttl is not None else _default_ttl()
+        self.lease_ttl = lease_ttl if lease_ttl is not None else default_ttl()
         self._poll_drivers: dict[str, Driver] = {}
         self._polled: set[str] = set()  # keys of the poll drivers that had units last time
         self._records: dict[int, JobRecord] = {}
@@ -179,49 +156,11 @@ class Fleet:
         """Whether this fleet held ``poll:<backend>`` at its last watch step."""
         return backend in self._held
 
-    def _holder_died(self, scope: str) -> str | None:
-        """The holder of ``scope`` if it is a process of this host that no longer exists."""
-        holder = self.store.lease_holder(scope)
-        if holder is None:
-            return None
-        host, _, rest = holder.partition(":")
-        pid_text = rest.split(":", 1)[0]
-        if host != socket.gethostname() or not pid_text.isdigit():
-            return None  # another machine's process, or not ours to judge: wait for the TTL
-        return holder if not _process_exists(int(pid_text)) else None
-
-    @contextlib.contextmanager
-    def lease_submission(self, record: JobRecord) -> Iterator[Callable[[], None]]:
-        scope = f"submit:{record.id}"
-        acquired = self.store.acquire_lease(scope, self.owner, _SUBMIT_TTL)
-        if not acquired:
-            # A submitter killed with SIGKILL keeps its lease for _SUBMIT_TTL; a
-            # resume must not have to wait that long when the holder is gone.
-            dead = self._holder_died(scope)
-            if dead is not None:
-                acquired = self.store.take_over_lease(scope, dead, self.owner, _SUBMIT_TTL)
-                if acquired:
-                    log.warning("job %s: took over the submission of dead %s", record.name, dead)
-        if not acquired:
-            raise JobBusyError(
-                f"job {record.name!r} is being submitted by another process; try again later"
-            )
-
-        def renew() -> None:
-            self.store.acquire_lease(scope, self.owner, _SUBMIT_TTL)
-
-        try:
-            yield renew
-        finally:
-            self.store.release_lease(scope, self.owner)
-
-    def _submitting(self, record: JobRecord) -> bool:
-        """Whether someone else holds the job's submission lease (probed without keeping it)."""
-        scope, probe = f"submit:{record.id}", f"{self.owner}:probe"
-        if self.store.acquire_lease(scope, probe, 1.0):
-            self.store.release_lease(scope, probe)
-            return False
-        return self._holder_died(scope) is None
+    def lease_submission(
+        self, record: JobRecord
+    ) -> contextlib.AbstractContextManager[Callable[[], None]]:
+        """Hold the job's submission lease (see :func:`~jobfleet.fleet.leases.submission_lease`)."""
+        return submission_lease(self.store, self.owner, record)
 
     def hand_over(
         self,
@@ -440,7 +379,7 @@ class Fleet:
             counts,
             open_records,
             policy_of(record),
-            submitting=unsubmitted and self._submitting(record),
+            submitting=unsubmitted and someone_submitting(self.store, self.owner, record),
         )
 
     def stop_launching(self) -> None:
