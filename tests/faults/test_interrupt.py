@@ -14,7 +14,7 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from cli.conftest import db  # noqa: F401
+from cli.conftest import Result, db  # noqa: F401
 from helpers import wait_until
 from jobfleet.cli.watch import INTERRUPTED
 from jobfleet.fleet.unitfiles import PID_FILE
@@ -62,6 +62,18 @@ def _statuses(db_path: Path, job: str) -> Counter[tuple[str, str | None]]:
     return Counter((str(r.status), r.reason) for r in rows)
 
 
+def _resubmit_failed_and_watch(
+    db_path: Path, job: str, marks: Path, timeouts: tuple[float, float]
+) -> tuple[Result, Result, Counter[tuple[str, str | None]], dict[int, int], dict[int, int]]:
+    """``resubmit JOB --failed``, then ``watch JOB`` to its end; both results, the final
+    statuses, each subjob's attempt number and how often each subjob's marker was written."""
+    again = run_jobfleet("resubmit", job, "--failed", timeout=timeouts[0])
+    watched = run_jobfleet("watch", job, "--interval", "0.2", "--quiet", timeout=timeouts[1])
+    with Store(db_path) as store:
+        attempts = {r.subjob_id: r.attempt for r in store.subjobs(store.get_job(job).id)}
+    return again, watched, _statuses(db_path, job), attempts, marker_lines(marks)
+
+
 def test_ctrl_c_stops_local_run_and_resubmit_finishes(
     db: Path,  # noqa: F811
     tmp_path: Path,
@@ -89,10 +101,7 @@ def test_ctrl_c_stops_local_run_and_resubmit_finishes(
     after_interrupt = _statuses(db, "ctrlc")
 
     gate.touch()  # the second attempt finishes at once
-    again = run_jobfleet("resubmit", "ctrlc", "--failed")
-    watched = run_jobfleet("watch", "ctrlc", "--interval", "0.2", "--quiet", timeout=120)
-    final = _statuses(db, "ctrlc")
-    runs = marker_lines(marks)
+    again, watched, final, _, runs = _resubmit_failed_and_watch(db, "ctrlc", marks, (60, 120))
     reliability.record(
         backend="local",
         cases=n,
@@ -224,12 +233,9 @@ def test_ctrl_c_while_submit_watch_still_prepares(
     after_interrupt = _statuses(db, "watchprep")
     interrupted = after_interrupt[("failed", INTERRUPTED)]
 
-    again = run_jobfleet("resubmit", "watchprep", "--failed", timeout=180)
-    watched = run_jobfleet("watch", "watchprep", "--interval", "0.2", "--quiet", timeout=300)
-    final = _statuses(db, "watchprep")
-    with Store(db) as store:
-        attempts = {r.subjob_id: r.attempt for r in store.subjobs(store.get_job("watchprep").id)}
-    runs = marker_lines(marks)
+    again, watched, final, attempts, runs = _resubmit_failed_and_watch(
+        db, "watchprep", marks, (180, 300)
+    )
     reliability.record(
         backend="local",
         cases=n,
