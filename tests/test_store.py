@@ -155,6 +155,23 @@ def test_closed_store_refuses_work(db: Path) -> None:
         s.list_jobs()
 
 
+def test_transaction_left_open_by_an_interrupt_is_rolled_back(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C between two statements can leave the shared connection inside a transaction;
+    the next call must still work (it failed with "cannot start a transaction within a
+    transaction") and the half-done work must not be kept."""
+    conn = store._conn
+    assert conn is not None
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO leases (scope, owner, expires_at) VALUES ('x', 'y', 1e12)")
+    with caplog.at_level("WARNING", logger="jobfleet.store"):
+        record = add(store, "after")
+    assert [j.name for j in store.list_jobs()] == [record.name]
+    assert store.lease_holder("x") is None
+    assert "rolling back a transaction left open" in caplog.text
+
+
 def test_not_a_database(tmp_path: Path) -> None:
     bad = tmp_path / "junk.db"
     bad.write_bytes(b"this is not sqlite" * 100)

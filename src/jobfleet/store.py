@@ -244,10 +244,16 @@ class Store:
             if conn is None:
                 raise StoreError(f"{self.path}: the job store is closed ({what})")
             try:
-                # IMMEDIATE takes the write lock up front: a deferred transaction that
-                # upgrades later can fail with SQLITE_BUSY without waiting.
-                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if conn.in_transaction:
+                    # Left open by an exception raised between two statements of an
+                    # earlier call (Ctrl-C); nobody else can own it while we hold the lock.
+                    log.warning("%s: rolling back a transaction left open", self.path)
+                    conn.execute("ROLLBACK")
                 try:
+                    # IMMEDIATE takes the write lock up front: a deferred transaction that
+                    # upgrades later can fail with SQLITE_BUSY without waiting. BEGIN is
+                    # inside the try: Ctrl-C right after it must roll back too.
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException:
