@@ -119,7 +119,6 @@ class BackgroundSubmission:
         #: Set once the first units are recorded (the watcher need not wait a whole pause).
         self.first_recorded = threading.Event()
         self._error: BaseException | None = None
-        self.count = 0
         self._thread = threading.Thread(target=self._run, name="jobfleet-submit", daemon=True)
 
     def start(self) -> None:
@@ -127,7 +126,7 @@ class BackgroundSubmission:
 
     def _run(self) -> None:
         try:
-            self.count = self._hand_over(self._fleet, self._check_stop)
+            self._hand_over(self._fleet, self._check_stop)
         except _Stopped:
             log.info("submission stopped; the rest of the units stay in init")
         except BaseException as err:  # handed to the watching thread by check()
