@@ -18,7 +18,7 @@ from jobfleet.fleet.localrunner import (
     LocalDriver,
     process_start_time,
 )
-from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, read_pid_file, reopen_claim, take_for_cancel
+from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, read_pid_file, take_for_cancel
 from jobfleet.store import Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
@@ -157,8 +157,8 @@ def test_only_one_of_racing_launches_runs_the_unit(store, make_job):
     first, second = LocalDriver(), LocalDriver()
     # Both launch under the same claim, as after a stale claim seen by two runners.
     (workdir / CLAIM_FILE).touch()
-    first._spawn(rec, job.subjobs[0], reopen_claim(workdir))
-    second._spawn(rec, job.subjobs[0], reopen_claim(workdir))
+    first._spawn(rec, job.subjobs[0], relaunch=True)
+    second._spawn(rec, job.subjobs[0], relaunch=True)
     losers = [d._children[(record.id, 0)] for d in (first, second)]
     wait_until(lambda: any(p.poll() == 75 for p in losers), what="one launch to give up")
     (job.working_dir / "go").touch()
@@ -175,7 +175,7 @@ def test_launch_that_loses_to_a_cancel_runs_nothing(store, make_job):
     driver = LocalDriver()
     # The cancel takes the commit point between the runner's claim and the unit's start.
     assert take_for_cancel(workdir)
-    driver._spawn(rec, job.subjobs[0], reopen_claim(workdir))
+    driver._spawn(rec, job.subjobs[0], relaunch=True)
     child = driver._children[(record.id, 0)]
     wait_until(lambda: child.poll() is not None, what="the launch to give up")
     assert child.returncode == LOST_RACE_EXIT

@@ -285,7 +285,7 @@ class LocalDriver:
                 log.warning(
                     "%s: claimed %.0f s ago but never started; launching it", unit.name, age
                 )
-                return self._spawn(rec, unit, reopen_claim(workdir)), True
+                return self._spawn(rec, unit, relaunch=True), True
             return None, True  # being launched right now
         if info.cancelled:
             with self._launcher.lock:  # a launch of ours may have lost to the cancel
@@ -356,19 +356,16 @@ class LocalDriver:
 
     def _launch(self, rec: SubjobRecord, unit: Job) -> StatusUpdate | None:
         self._unclaimed.discard((rec.job_id, rec.subjob_id))  # claimed now, by us or another
-        try:
-            out = claim(unit.working_dir)
-        except OSError as err:
-            log.warning("%s: could not start: %s", unit.name, err)
-            return self._failed(rec, None, f"could not start: {err}")
-        if out is None:
-            return None  # another runner got there first
-        return self._spawn(rec, unit, out)
+        return self._spawn(rec, unit, relaunch=False)
 
-    def _spawn(self, rec: SubjobRecord, unit: Job, out: int) -> StatusUpdate:
-        """Start the unit with ``out`` (its claimed stdout, closed here) as standard output."""
+    def _spawn(self, rec: SubjobRecord, unit: Job, *, relaunch: bool) -> StatusUpdate | None:
+        """Claim the unit (``relaunch``: under its earlier claim) and start it; ``None`` if
+        another runner claimed it first."""
         workdir = unit.working_dir
         try:
+            out = reopen_claim(workdir) if relaunch else claim(workdir)
+            if out is None:
+                return None
             # Append: a launch that loses the race must not truncate the winner's output.
             with os.fdopen(out, "ab") as out_file, open(workdir / STDERR_FILE, "ab") as err:
                 proc = subprocess.Popen(
