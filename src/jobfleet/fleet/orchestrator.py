@@ -61,6 +61,8 @@ log = logging.getLogger("jobfleet.fleet.orchestrator")
 
 #: Called with the number of units just recorded as submitted (to advance a progress bar).
 Progress = Callable[[int], None]
+#: A poll driver: its backend and the (name, JSON value) pairs of its poll options.
+_PollKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class JobActiveError(JobfleetError):
@@ -96,8 +98,8 @@ class Fleet:
         self.store = store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = lease_ttl if lease_ttl is not None else default_ttl()
-        self._poll_drivers: dict[str, Driver] = {}
-        self._polled: set[str] = set()  # keys of the poll drivers that had units last time
+        self._poll_drivers: dict[_PollKey, Driver] = {}
+        self._polled: set[_PollKey] = set()  # the poll drivers that had units last time
         self._records: dict[int, JobRecord] = {}
         self._held: set[str] = set()  # backends whose poll lease this fleet holds
         self._stop_logged: set[int] = set()
@@ -126,15 +128,11 @@ class Fleet:
     def _poll_driver(self, backend: str, options: tuple[tuple[str, str], ...] = ()) -> Driver:
         # One long-lived driver per backend and set of poll options (usually one per
         # backend): the local one keeps its child processes.
-        key = self._poll_key(backend, options)
+        key = (backend, options)
         if key not in self._poll_drivers:
             values = {name: json.loads(value) for name, value in options}
             self._poll_drivers[key] = get_driver(backend, values)
         return self._poll_drivers[key]
-
-    @staticmethod
-    def _poll_key(backend: str, options: tuple[tuple[str, str], ...]) -> str:
-        return backend if not options else f"{backend}:{options}"
 
     def _poll_groups(
         self, backend: str, active: Sequence[SubjobRecord], job_records: Mapping[int, JobRecord]
@@ -286,7 +284,7 @@ class Fleet:
         waits = [
             getattr(self._poll_drivers[key], "wait_for_change", None)
             for key in sorted(self._polled)
-            if key.split(":", 1)[0] in self._held
+            if key[0] in self._held
         ]
         wait = next((w for w in waits if w is not None), None)
         if wait is None:
@@ -305,8 +303,8 @@ class Fleet:
                 job_records[job_id] = self.job_record(job_id)
         updates: list[StatusUpdate] = []
         groups = self._poll_groups(backend, active, job_records)
-        self._polled = {k for k in self._polled if k.split(":", 1)[0] != backend}
-        self._polled |= {self._poll_key(backend, options) for options in groups}
+        self._polled = {k for k in self._polled if k[0] != backend}
+        self._polled |= {(backend, options) for options in groups}
         for options, units in groups.items():
             try:
                 updates += self._poll_driver(backend, options).poll(job_records, units)
