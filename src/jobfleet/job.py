@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from jobfleet import environment, inputs
 from jobfleet.errors import SpecError, SplitterError
-from jobfleet.jobdoc import parse_job_dict
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.status import JobStatus
 
@@ -73,6 +72,10 @@ class Job:
         self.setup_cmds: list[str] = []
         self.backend_args: dict[str, Any] = {}
         if job_dict:
+            # Imported here: its pydantic models cost more to build than the rest of the
+            # package to import, and only jobs made from a job dict need them.
+            from jobfleet.jobdoc import parse_job_dict
+
             self._load(parse_job_dict(job_dict))
 
     def _load(self, doc: dict[str, Any]) -> None:

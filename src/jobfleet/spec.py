@@ -44,9 +44,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import ValidationError
 
 from jobfleet._spec_args import (
@@ -63,6 +62,9 @@ from jobfleet.inputs import INPUT_DATA_FILE, is_uri
 from jobfleet.job import Job
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.workdir import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "BACKEND_NAMES",
@@ -232,21 +234,34 @@ def load_spec(path: str | os.PathLike[str]) -> JobSpec:
         raise _spec_error(path, f"cannot read it: {err.strerror or err}") from None
     except UnicodeDecodeError as err:
         raise _spec_error(path, f"not UTF-8 text (byte {err.start})") from None
-    doc: Any
     try:
-        doc = tomllib.loads(text) if suffix == ".toml" else yaml.safe_load(text)
-    except tomllib.TOMLDecodeError as err:
-        message, at = str(err), _TOML_AT.search(str(err))
-        where = f"line {at.group(1)}, column {at.group(2)}: " if at else ""
-        raise _spec_error(path, f"{where}TOML syntax error: {_TOML_AT.sub('', message)}") from None
-    except yaml.YAMLError as err:
-        raise _spec_error(path, _describe_yaml_error(err)) from None
+        doc = _parse_toml(path, text) if suffix == ".toml" else _parse_yaml(path, text)
     except RecursionError:
         raise _spec_error(path, "the document is nested too deeply") from None
     return parse_spec_dict(doc, path)
 
 
+def _parse_toml(path: Path, text: str) -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        message, at = str(err), _TOML_AT.search(str(err))
+        where = f"line {at.group(1)}, column {at.group(2)}: " if at else ""
+        raise _spec_error(path, f"{where}TOML syntax error: {_TOML_AT.sub('', message)}") from None
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    import yaml  # only YAML specs pay for importing it (every command loads this module)
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise _spec_error(path, _describe_yaml_error(err)) from None
+
+
 def _describe_yaml_error(err: yaml.YAMLError) -> str:
+    import yaml
+
     if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
         mark = err.problem_mark
         problem = err.problem or str(err).splitlines()[0]
