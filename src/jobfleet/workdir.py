@@ -65,8 +65,8 @@ def render_wrapper(
 ) -> str:
     """The bash script that runs ``job``'s setup and command and records the exit code.
 
-    With ``pid_file`` it first creates that file exclusively (its pid and start
-    time) and exits ``lost_race_exit`` without running anything if it exists:
+    With ``pid_file`` it first creates that file exclusively (its pid) and
+    exits ``lost_race_exit`` without running anything if it exists:
     the local runner's launch protocol (:mod:`jobfleet.fleet.unitfiles`).
     """
     return render(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from jobfleet.fleet.localrunner import (
     LOST_NO_EXIT_CODE,
     PID_FILE,
     LocalDriver,
-    process_start_time,
+    process_started_at,
 )
 from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, read_pid_file, take_for_cancel
 from jobfleet.store import Store
@@ -103,7 +104,7 @@ def test_unit_gone_without_exit_code_is_lost(store, make_job):
     _poll(LocalDriver(), store)
     workdir = job.subjobs[0].working_dir
     os.killpg(_pid(workdir), signal.SIGKILL)  # the wrapper cannot record an exit code
-    wait_until(lambda: process_start_time(_pid(workdir)) is None, what="unit to die")
+    wait_until(lambda: process_started_at(_pid(workdir)) is None, what="unit to die")
     wait_until(lambda: _poll(LocalDriver(), store) == ["0:failed"])
     sub = store.subjobs(record.id)[0]
     assert (sub.reason, sub.exit_code) == (LOST_NO_EXIT_CODE, None)
@@ -126,10 +127,18 @@ def test_reused_pid_is_not_taken_for_the_unit(store, make_job):
     record = Fleet(store).submit_job(job, "local")
     workdir = job.subjobs[0].working_dir
     (workdir / CLAIM_FILE).touch()
-    # Our own pid is alive, but started at another time than the pid file says.
-    (workdir / PID_FILE).write_text(f"{os.getpid()} 1\n")
-    assert _poll(LocalDriver(), store) == ["0:failed"]
-    assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
+    # The unit wrote its pid file half a minute ago and is gone; its pid now belongs to a
+    # process that started after that.
+    with subprocess.Popen(["sleep", "60"]) as stranger:
+        try:
+            (workdir / PID_FILE).write_text(f"{stranger.pid}\n")
+            past = time.time() - 30
+            os.utime(workdir / PID_FILE, (past, past))
+            assert _poll(LocalDriver(), store) == ["0:failed"]
+            assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
+            assert stranger.poll() is None  # and it was left alone
+        finally:
+            stranger.kill()
 
 
 def test_claim_without_pid_file(store, make_job):
@@ -247,7 +256,7 @@ def test_cancel_running_unit(store, make_job):
     # Past the wrapper's trap setup, so SIGTERM makes it record 143.
     wait_until(lambda: (workdir / "started").exists(), what="unit to start")
     assert cancel(fleet, record.id) == 1
-    wait_until(lambda: process_start_time(pid) is None, what="cancelled unit to stop")
+    wait_until(lambda: process_started_at(pid) is None, what="cancelled unit to stop")
     assert (workdir / EXIT_CODE_FILE).read_text().strip() == "143"
     _poll(driver, store)
     sub = store.subjobs(record.id)[0]
@@ -269,3 +278,14 @@ def test_resubmission_removes_claim_pid_and_exit_files(store, make_job):
     assert state[record.id].counts == {"failed": 1}
     assert (job.working_dir / "runs-0").read_text() == "run\nrun\n"
     assert [a.attempt for a in store.attempts(record.id, 0)] == [1, 2]
+
+
+def test_process_start_is_told_in_wall_clock_seconds():
+    before = time.time()
+    with subprocess.Popen(["sleep", "30"]) as proc:
+        started_at = process_started_at(proc.pid)
+        after = time.time()
+        proc.kill()
+    # Start times count in clock ticks (1/100 s here).
+    assert started_at is not None and before - 0.1 <= started_at <= after + 0.1
+    assert process_started_at(proc.pid) is None  # reaped: gone

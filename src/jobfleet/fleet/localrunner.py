@@ -57,7 +57,7 @@ from jobfleet.fleet.unitfiles import (
     claim,
     claim_age,
     pid_file_age,
-    process_start_time,
+    process_started_at,
     read_pid_file,
     reopen_claim,
     signal_group,
@@ -85,7 +85,7 @@ __all__ = [
     "PID_FILE",
     "TIMEOUT_FILE",
     "LocalDriver",
-    "process_start_time",
+    "process_started_at",
 ]
 
 log = logging.getLogger("jobfleet.fleet.localrunner")
