@@ -289,3 +289,22 @@ def test_process_start_is_told_in_wall_clock_seconds():
     # Start times count in clock ticks (1/100 s here).
     assert started_at is not None and before - 0.1 <= started_at <= after + 0.1
     assert process_started_at(proc.pid) is None  # reaped: gone
+
+
+def test_wake_ends_the_wait_only_while_nothing_of_ours_runs(store, make_job):
+    # A background submission wakes the runner after recording units: an idle runner
+    # must then poll at once, a busy one goes on until its units end.
+    job = make_job("wake", WAIT_FOR_GO)
+    Fleet(store).submit_job(job, "local")
+    driver = LocalDriver()
+    ended = driver._launcher.ended
+    driver.wake()
+    assert ended.is_set()
+    driver.wait_for_change(0)  # the watcher's pause: it returns and clears the flag
+    assert not ended.is_set()
+    assert _poll(driver, store) == ["0:running"]
+    driver.wake()
+    assert not ended.is_set()
+    (job.working_dir / "go").touch()
+    wait_until(ended.is_set, what="the end of the unit to wake the watcher")
+    assert _poll(driver, store) == ["0:completed"]

@@ -112,6 +112,7 @@ class BackgroundSubmission:
         resume_hint: str = "",
     ) -> None:
         self._fleet = Fleet(fleet.store, lease_ttl=fleet.lease_ttl)
+        self._watcher = fleet
         self._hand_over = hand_over
         #: Told the user when a Ctrl-C stops the submission and the units stay queued.
         self.resume_hint = resume_hint
@@ -134,6 +135,8 @@ class BackgroundSubmission:
 
     def _check_stop(self, recorded: int) -> None:
         self.first_recorded.set()
+        # A local runner with nothing left to start polls at once instead of idling.
+        self._watcher.wake()
         if self._stop.is_set():
             raise _Stopped
 
@@ -204,6 +207,10 @@ def watch_jobs(
                 # Read before the step: a submission that ends during the step may have
                 # recorded units that this step's view does not show yet.
                 submitting = submission is not None and submission.running
+                first = submission.first_recorded if submission is not None else None
+                # Also before the step: units recorded during it are launched by the next one,
+                # which must then come at once, not after a whole pause with nothing running.
+                step_saw_first = first is None or first.is_set()
                 if submission is not None:
                     submission.check()
                 state = fleet.watch_step(job_ids)
@@ -215,9 +222,8 @@ def watch_jobs(
                     progress.update(tasks[job_id], completed=ended, counts=text)
                 if not submitting and all(job.ended for job in state.values()):
                     break
-                first = submission.first_recorded if submission is not None else None
-                if submitting and first is not None and not first.is_set():
-                    first.wait(pause)
+                if submitting and first is not None and not step_saw_first:
+                    first.wait(pause)  # returns at once if they were recorded during the step
                 else:
                     fleet.pause(pause)  # returns early when a local unit ends
     except KeyboardInterrupt:

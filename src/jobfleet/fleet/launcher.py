@@ -81,6 +81,12 @@ class Launcher:
             self._halted = True
             self._queued = {}
 
+    def nudge(self) -> None:
+        """Set :attr:`ended` if nothing launched runs: a poll now may find new work."""
+        with self.lock:
+            if not any(self._inflight.values()):
+                self.ended.set()
+
     def take_news(self) -> list[StatusUpdate]:
         """Updates of the units started since the last call (to report with the next poll)."""
         with self.lock:

@@ -166,6 +166,10 @@ class LocalDriver:
         if self._launcher.ended.wait(timeout):
             self._launcher.ended.clear()
 
+    def wake(self) -> None:
+        """New units were recorded: if nothing of ours runs, end :meth:`wait_for_change` now."""
+        self._launcher.nudge()
+
     def stop_launching(self) -> None:
         """Launch no more units; polls still check the running ones (before an interrupt)."""
         self._launcher.halt()

@@ -380,6 +380,16 @@ class Fleet:
             submitting=unsubmitted and someone_submitting(self.store, self.owner, record),
         )
 
+    def wake(self) -> None:
+        """End a :meth:`pause` with nothing running early: new units were just recorded.
+
+        Safe from another thread (a background submission calls it).
+        """
+        for driver in list(self._poll_drivers.values()):
+            wake = getattr(driver, "wake", None)
+            if wake is not None:
+                wake()
+
     def stop_launching(self) -> None:
         """Make the drivers this fleet polls start nothing more (local: no new processes)."""
         for driver in self._poll_drivers.values():
