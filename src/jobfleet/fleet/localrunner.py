@@ -151,6 +151,9 @@ class LocalDriver:
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
         self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+        # Its own lock, not the launcher's: a poll must not wait for a launch (a fork) to
+        # look a child up. Taken after the launcher's lock where both are held.
+        self._children_lock = threading.Lock()
         # Units the last full check found unclaimed (no claim, no pid file); trusted until
         # _unclaimed_until, so a poll of 10,000 queued units does not stat them all each time.
         self._unclaimed: set[tuple[int, int]] = set()
@@ -251,6 +254,10 @@ class LocalDriver:
                 continue
             unit = self._jobs.unit(job_record, rec.subjob_id)
             key = (rec.job_id, rec.subjob_id)
+            pid = self._reaped_pid(key)
+            if pid is not None:  # ended, and this runner saw it end: no need to ask /proc
+                updates.append(self._ended(rec, unit, pid))
+                continue
             if rec.status == "submitted" and key in self._unclaimed:
                 # Nothing but this runner claims a unit while it holds the lease (a cancel
                 # takes the unit out of the active ones), and its launches drop the key.
@@ -260,8 +267,8 @@ class LocalDriver:
             if update is not None:
                 updates.append(update)
             if is_running:
-                with self._launcher.lock:
-                    ours = (rec.job_id, rec.subjob_id) in self._children
+                with self._children_lock:
+                    ours = key in self._children
                 if not ours:
                     others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
@@ -292,7 +299,7 @@ class LocalDriver:
                 return self._spawn(rec, unit, relaunch=True), True
             return None, True  # being launched right now
         if info.cancelled:
-            with self._launcher.lock:  # a launch of ours may have lost to the cancel
+            with self._children_lock:  # a launch of ours may have lost to the cancel
                 self._children.pop((rec.job_id, rec.subjob_id), None)
             return self._failed(rec, None, CANCELLED), False
         if not info.complete:
@@ -304,7 +311,23 @@ class LocalDriver:
             if rec.status == "running":
                 return None, True
             return StatusUpdate(rec.job_id, rec.subjob_id, "running"), True
-        return self._ended(rec, unit, info), False
+        return self._ended(rec, unit, info.pid), False
+
+    def _reaped_pid(self, key: tuple[int, int]) -> int | None:
+        """The pid of this runner's launch of unit ``key`` if it ran the unit and has ended.
+
+        A launch that lost the race to another one exits :data:`LOST_RACE_EXIT`, and one
+        killed by a signal may not have got as far as the pid file: for those (and for a
+        command that exits 75 itself) the unit's files decide, as for anybody's unit.
+        """
+        with self._children_lock:
+            child = self._children.get(key)
+        if child is None:
+            return None
+        code = child.returncode  # set by the reaper's wait()
+        if code is None or code < 0 or code == LOST_RACE_EXIT:
+            return None
+        return child.pid
 
     @staticmethod
     def _enforce_walltime(unit: Job, info: PidInfo) -> None:
@@ -327,10 +350,11 @@ class LocalDriver:
         if stopped_for > WALLTIME_KILL_GRACE:
             signal_group(info.pid, signal.SIGKILL)
 
-    def _ended(self, rec: SubjobRecord, unit: Job, info: PidInfo) -> StatusUpdate:
-        with self._launcher.lock:
+    def _ended(self, rec: SubjobRecord, unit: Job, pid: int) -> StatusUpdate:
+        """The final update of a unit whose process ``pid`` (from its pid file) has ended."""
+        with self._children_lock:
             child = self._children.pop((rec.job_id, rec.subjob_id), None)
-        if child is not None and child.pid != info.pid:
+        if child is not None and child.pid != pid:
             child = None  # ours lost the launch race; another process ran the unit
         exit_code = read_exit_code(unit.working_dir)
         if (unit.working_dir / TIMEOUT_FILE).exists():
@@ -385,7 +409,8 @@ class LocalDriver:
             log.warning("%s: could not start: %s", unit.name, err)
             return self._failed(rec, None, f"could not start: {err}")
         with self._launcher.lock:
-            self._children[(rec.job_id, rec.subjob_id)] = proc
+            with self._children_lock:
+                self._children[(rec.job_id, rec.subjob_id)] = proc
             self._launcher.watch(rec.job_id, proc)
         log.info("%s: started (pid %d)", unit.name, proc.pid)
         return StatusUpdate(rec.job_id, rec.subjob_id, "running")
