@@ -1,7 +1,8 @@
-"""The wrapper script (golden file) and what it does with signals and setup lines."""
+"""The wrapper script (golden file), what it does with signals and setup lines, and prepare()."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,14 @@ import pytest
 
 from helpers import wait_until
 from jobfleet import Job
-from jobfleet.workdir import EXIT_CODE_FILE, prepare, read_exit_code, render_wrapper
+from jobfleet.inputs import INPUT_DATA_FILE
+from jobfleet.workdir import (
+    EXIT_CODE_FILE,
+    SHARED_EMPTY_INPUT_LIST,
+    prepare,
+    read_exit_code,
+    render_wrapper,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -76,3 +84,26 @@ def test_prepare_clears_an_earlier_attempt(tmp_path: Path) -> None:
 def test_unreadable_exit_code_file(tmp_path: Path) -> None:
     (tmp_path / EXIT_CODE_FILE).write_text("garbage")
     assert read_exit_code(tmp_path) is None
+
+
+def test_subjobs_without_input_files_share_one_read_only_input_list(tmp_path: Path) -> None:
+    job = Job("scan")
+    job.working_dir = tmp_path
+    job.cmd = ["true"]
+    for i in range(3):
+        job.create_subjob(i, args=[str(i)])
+    (tmp_path / "data.root").write_text("x")
+    job.subjobs[2].input_files = [tmp_path / "data.root"]
+    for unit in job.subjobs.values():
+        prepare(unit, render_wrapper(unit))
+    lists = [unit.working_dir / INPUT_DATA_FILE for unit in job.subjobs.values()]
+    assert [json.loads(path.read_text()) for path in lists[:2]] == [[], []]
+    assert lists[0].stat().st_ino == lists[1].stat().st_ino  # one file, linked twice
+    assert (tmp_path / SHARED_EMPTY_INPUT_LIST).stat().st_mode & 0o222 == 0
+    assert json.loads(lists[2].read_text()) == [str(tmp_path / "data.root")]
+    assert lists[2].stat().st_ino != lists[0].stat().st_ino
+    # Preparing a unit again with input files gives it its own list; the shared one stays.
+    job.subjobs[0].input_files = [tmp_path / "data.root"]
+    prepare(job.subjobs[0], render_wrapper(job.subjobs[0]))
+    assert json.loads(lists[0].read_text()) == [str(tmp_path / "data.root")]
+    assert json.loads(lists[1].read_text()) == []

@@ -36,6 +36,9 @@ SUBMIT_SCRIPT = "submit.sh"
 EXIT_CODE_FILE = "__BACKEND_CMD_EXIT_STATUS__"
 STDOUT_FILE = "stdout"
 STDERR_FILE = "stderr"
+#: In a job's working directory: the input list (``[]``) its subjobs without input files
+#: share, as hard links (see :func:`prepare`).
+SHARED_EMPTY_INPUT_LIST = "__JOBFLEET_NO_INPUT_FILES__.json"
 
 
 def check_job(job: Job) -> None:
@@ -85,13 +88,18 @@ def prepare(job: Job, script: str) -> Path:
     """Create the working directory with sandbox copies, input list and wrapper script.
 
     Leftovers of an earlier attempt (exit code, stdout, stderr) are removed so
-    they cannot be mistaken for this attempt's result.
+    they cannot be mistaken for this attempt's result. Subjobs without input
+    files get their (empty) input list as a hard link to one read-only file in
+    the job's working directory: a parameter scan of 10,000 subjobs then
+    creates 10,000 files fewer, and creating files is most of what preparing a
+    trivial subjob costs.
     """
     workdir = job.working_dir
     try:
         workdir.mkdir(parents=True)
     except FileExistsError:  # an earlier attempt may have left its results here
-        for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE):
+        # The input list too: it may be a link to the shared one, never to be rewritten.
+        for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE, INPUT_DATA_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (workdir / name).unlink()
     for entry in job.input_sandbox_files:
@@ -99,10 +107,34 @@ def prepare(job: Job, script: str) -> Path:
             shutil.copytree(entry, workdir / entry.name, dirs_exist_ok=True)
         else:
             shutil.copy2(entry, workdir / entry.name)
-    _write(workdir / INPUT_DATA_FILE, json.dumps(job.input_files))
+    _write_input_list(job, workdir)
     script_path = workdir / SUBMIT_SCRIPT
     _write(script_path, script, executable=True)
     return script_path
+
+
+def _write_input_list(job: Job, workdir: Path) -> None:
+    path = workdir / INPUT_DATA_FILE
+    parent = getattr(job, "parent", None)  # only a SubJob has one
+    if not job.input_files and parent is not None and workdir.parent == parent.working_dir:
+        shared = workdir.parent / SHARED_EMPTY_INPUT_LIST
+        try:
+            _link_shared(shared, path)
+            return
+        except OSError as err:  # a file system without hard links: each its own file
+            log.debug("%s: no hard link to %s (%s); writing it", path, shared, err)
+    _write(path, json.dumps(job.input_files))
+
+
+def _link_shared(shared: Path, path: Path) -> None:
+    try:
+        os.link(shared, path)
+    except FileNotFoundError:  # the job's first such subjob: create it, complete at once
+        partial = shared.with_name(f".{shared.name}.{os.getpid()}")
+        _write(partial, "[]")
+        os.chmod(partial, 0o444)  # a job that writes into its input list gets an error
+        os.replace(partial, shared)
+        os.link(shared, path)
 
 
 def _write(path: Path, text: str, *, executable: bool = False) -> None:
