@@ -71,6 +71,31 @@ def test_setup_that_changes_directory_still_records_exit_code(tmp_path: Path) ->
     assert (job.working_dir / "where").read_text().strip() == str(job.working_dir)
 
 
+def test_start_marker_says_running_then_holds_the_exit_code(tmp_path: Path) -> None:
+    job = Job("marked")
+    job.working_dir = tmp_path
+    # The command sees the marker; setup turning noclobber on must not stop the result.
+    job.cmd = ["bash", "-c", f"cat {EXIT_CODE_FILE} > seen; exit 4"]
+    job.setup_cmds = ["set -C"]
+    prepare(job, render_wrapper(job, start_marker=True, lost_race_exit=75))
+    run = subprocess.run(["bash", "submit.sh"], cwd=tmp_path, capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (4, "")
+    assert (tmp_path / "seen").read_text().split()[0] == "running"
+    assert read_exit_code(tmp_path) == 4
+    # A second launch of the same attempt finds the file taken and runs nothing.
+    (tmp_path / "seen").unlink()
+    assert subprocess.run(["bash", "submit.sh"], cwd=tmp_path).returncode == 75
+    assert not (tmp_path / "seen").exists()
+
+
+def test_a_running_unit_has_no_exit_code_yet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / EXIT_CODE_FILE).write_text("running 4242\n")
+    assert read_exit_code(tmp_path) is None
+    assert caplog.records == []  # not a garbled file worth a warning
+
+
 def test_prepare_clears_an_earlier_attempt(tmp_path: Path) -> None:
     job = Job("again")
     job.working_dir = tmp_path

@@ -64,18 +64,19 @@ def check_job(job: Job) -> None:
 
 
 def render_wrapper(
-    job: Job, directives: Sequence[str] = (), *, pid_file: str = "", lost_race_exit: int = 0
+    job: Job, directives: Sequence[str] = (), *, start_marker: bool = False, lost_race_exit: int = 0
 ) -> str:
     """The bash script that runs ``job``'s setup and command and records the exit code.
 
-    With ``pid_file`` it first creates that file exclusively (its pid) and
-    exits ``lost_race_exit`` without running anything if it exists:
-    the local runner's launch protocol (:mod:`jobfleet.fleet.unitfiles`).
+    With ``start_marker`` it first creates the exit code file exclusively,
+    holding ``running <pid>``, and exits ``lost_race_exit`` without running
+    anything if it exists: the local runner's launch protocol
+    (:mod:`jobfleet.fleet.unitfiles`). The exit code replaces it at the end.
     """
     return render(
         "wrapper.sh.j2",
         directives=list(directives),
-        pid_file=pid_file,
+        start_marker=start_marker,
         lost_race_exit=lost_race_exit,
         name=job.name,
         exit_code_file=EXIT_CODE_FILE,
@@ -160,6 +161,8 @@ def read_exit_code(workdir: Path) -> int | None:
     try:
         text = (workdir / EXIT_CODE_FILE).read_text(encoding="utf-8").strip()
     except OSError:
+        return None
+    if text.startswith(("running ", "cancel ")):  # a local unit's: it has not ended
         return None
     try:
         return int(text)

@@ -17,7 +17,7 @@ import pytest
 from jobfleet.cli import main
 from jobfleet.fleet import Fleet
 from jobfleet.fleet.control import cancel
-from jobfleet.fleet.localrunner import PID_FILE
+from jobfleet.fleet.unitfiles import STATE_FILE, read_state
 from jobfleet.store import Store
 
 
@@ -50,9 +50,11 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
             fleet = Fleet(store)
             for record in store.list_jobs():
                 cancel(fleet, record.id)  # background runners then see their jobs ended
-    for pid_file in tmp_path.rglob(PID_FILE):
-        with contextlib.suppress(ValueError, IndexError, OSError):
-            os.killpg(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    for path in tmp_path.rglob(STATE_FILE):
+        state = read_state(path.parent)
+        if state is not None and state.pid > 0:
+            with contextlib.suppress(OSError):
+                os.killpg(state.pid, signal.SIGKILL)
 
 
 @pytest.fixture

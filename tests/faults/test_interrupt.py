@@ -17,7 +17,7 @@ from pathlib import Path
 from cli.conftest import Result, db  # noqa: F401
 from helpers import wait_until
 from jobfleet.cli.watch import INTERRUPTED
-from jobfleet.fleet.unitfiles import PID_FILE
+from jobfleet.fleet.unitfiles import STATE_FILE, read_state
 from jobfleet.store import Store
 from reliability_report import Reliability
 
@@ -47,12 +47,12 @@ max_processes = 8
 
 
 def _pids(work: Path) -> dict[int, int]:
-    """Subjob id -> pid of its running process, from the local driver's pid files."""
+    """Subjob id -> pid of its running process, from the local units' state files."""
     found = {}
-    for path in work.glob(f"*/{PID_FILE}"):
-        fields = path.read_text().split()
-        if fields:
-            found[int(path.parent.name)] = int(fields[0])
+    for path in work.glob(f"*/{STATE_FILE}"):
+        state = read_state(path.parent)
+        if state is not None and state.pid > 0:
+            found[int(path.parent.name)] = state.pid
     return found
 
 

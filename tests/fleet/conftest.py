@@ -12,8 +12,8 @@ import pytest
 
 from helpers import wait_until
 from jobfleet.fleet import Fleet
-from jobfleet.fleet.localrunner import PID_FILE
 from jobfleet.fleet.progress import JobProgress
+from jobfleet.fleet.unitfiles import STATE_FILE, read_state
 from jobfleet.job import Job
 from jobfleet.store import Store
 
@@ -59,7 +59,8 @@ def make_job(tmp_path: Path) -> Callable[..., Job]:
 def _kill_leftover_units(tmp_path: Path) -> Iterator[None]:
     """Units run detached; stop whatever a failing test left running."""
     yield
-    for pid_file in tmp_path.rglob(PID_FILE):
-        with contextlib.suppress(ValueError, IndexError, OSError):
-            pid = int(pid_file.read_text().split()[0])
-            os.killpg(pid, signal.SIGKILL)
+    for path in tmp_path.rglob(STATE_FILE):
+        state = read_state(path.parent)
+        if state is not None and state.pid > 0:
+            with contextlib.suppress(OSError):
+                os.killpg(state.pid, signal.SIGKILL)

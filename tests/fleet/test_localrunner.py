@@ -15,11 +15,10 @@ from jobfleet.fleet.localrunner import (
     CLAIM_FILE,
     CLAIM_GRACE,
     LOST_NO_EXIT_CODE,
-    PID_FILE,
     LocalDriver,
     process_started_at,
 )
-from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, read_pid_file, take_for_cancel
+from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, STATE_FILE, read_state, take_for_cancel
 from jobfleet.store import Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
@@ -43,10 +42,10 @@ def _statuses(store: Store, job_id: int) -> list[str]:
 
 
 def _pid(workdir: Path) -> int:
-    """The unit's pid, once the unit has written its pid file."""
+    """The unit's pid, once the unit has written that it runs."""
     info = wait_until(
-        lambda: (i := read_pid_file(workdir)) is not None and i.complete and i,
-        what=f"pid file in {workdir}",
+        lambda: (i := read_state(workdir)) is not None and i.pid > 0 and i,
+        what=f"'running <pid>' in {workdir}",
     )
     return int(info.pid)
 
@@ -127,13 +126,13 @@ def test_reused_pid_is_not_taken_for_the_unit(store, make_job):
     record = Fleet(store).submit_job(job, "local")
     workdir = job.subjobs[0].working_dir
     (workdir / CLAIM_FILE).touch()
-    # The unit wrote its pid file half a minute ago and is gone; its pid now belongs to a
+    # The unit wrote that it runs half a minute ago and is gone; its pid now belongs to a
     # process that started after that.
     with subprocess.Popen(["sleep", "60"]) as stranger:
         try:
-            (workdir / PID_FILE).write_text(f"{stranger.pid}\n")
+            (workdir / STATE_FILE).write_text(f"running {stranger.pid}\n")
             past = time.time() - 30
-            os.utime(workdir / PID_FILE, (past, past))
+            os.utime(workdir / STATE_FILE, (past, past))
             assert _poll(LocalDriver(), store) == ["0:failed"]
             assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
             assert stranger.poll() is None  # and it was left alone
@@ -141,7 +140,7 @@ def test_reused_pid_is_not_taken_for_the_unit(store, make_job):
             stranger.kill()
 
 
-def test_claim_without_pid_file(store, make_job):
+def test_claim_without_state_file(store, make_job):
     job = make_job("claimed", 'echo "ran $1" >> ../marker-$1', n=2)
     record = Fleet(store).submit_job(job, "local", {"max_processes": 2})
     fresh, stale = (job.subjobs[i].working_dir for i in (0, 1))
@@ -194,15 +193,15 @@ def test_launch_that_loses_to_a_cancel_runs_nothing(store, make_job):
     assert not (workdir / "ran.txt").exists()
 
 
-def test_half_written_pid_file_is_not_taken_for_a_dead_unit(store, make_job):
+def test_half_written_state_file_is_not_taken_for_a_dead_unit(store, make_job):
     job = make_job("half", "true")
     record = Fleet(store).submit_job(job, "local")
     workdir = job.subjobs[0].working_dir
     (workdir / CLAIM_FILE).touch()
-    (workdir / PID_FILE).write_text("")  # the unit is between creating and writing it
+    (workdir / STATE_FILE).write_text("")  # the unit is between creating and writing it
     assert _poll(LocalDriver(), store) == []
     past = time.time() - CLAIM_GRACE - 5
-    os.utime(workdir / PID_FILE, (past, past))
+    os.utime(workdir / STATE_FILE, (past, past))
     assert _poll(LocalDriver(), store) == ["0:failed"]
     assert store.subjobs(record.id)[0].reason == LOST_NO_EXIT_CODE
 
@@ -233,8 +232,8 @@ def test_cancel_queued_unit_blocks_it_for_good(store, make_job):
     record = fleet.submit_job(job, "local")
     assert cancel(fleet, record.id) == 1
     workdir = job.subjobs[0].working_dir
-    pid_file = read_pid_file(workdir)
-    assert pid_file is not None and pid_file.cancelled  # the cancel holds the commit point
+    state = read_state(workdir)
+    assert state is not None and state.cancelled  # the cancel holds the commit point
     sub = store.subjobs(record.id)[0]
     assert (sub.status, sub.reason) == ("failed", "cancelled")
     # Even a runner with a view from before the cancel does not launch it.
@@ -263,7 +262,7 @@ def test_cancel_running_unit(store, make_job):
     assert (sub.status, sub.reason) == ("failed", "cancelled")  # not "terminated (SIGTERM)"
 
 
-def test_resubmission_removes_claim_pid_and_exit_files(store, make_job):
+def test_resubmission_removes_claim_and_state_files(store, make_job):
     """The claim is the stdout file, so its removal is checked with the others."""
     job = make_job("again", 'echo "run" >> ../runs-$1; exit 3')
     fleet = Fleet(store)
@@ -272,7 +271,7 @@ def test_resubmission_removes_claim_pid_and_exit_files(store, make_job):
     workdir = job.subjobs[0].working_dir
     assert (workdir / CLAIM_FILE).exists() and (workdir / EXIT_CODE_FILE).exists()
     assert resubmit(fleet, record.id, failed_only=True) == 1
-    for name in (CLAIM_FILE, PID_FILE, EXIT_CODE_FILE, "stdout"):
+    for name in (CLAIM_FILE, STATE_FILE, EXIT_CODE_FILE, "stdout"):
         assert not (workdir / name).exists()
     state = run_until_ended(fleet, [record.id])
     assert state[record.id].counts == {"failed": 1}

@@ -6,7 +6,7 @@
 jobfleet_dir="$PWD"
 jobfleet_finish() {
     trap '' INT TERM
-    printf '%s\n' "$1" > "$jobfleet_dir/__BACKEND_CMD_EXIT_STATUS__"
+    printf '%s\n' "$1" >| "$jobfleet_dir/__BACKEND_CMD_EXIT_STATUS__"
     exit "$1"
 }
 trap 'jobfleet_finish 130' INT

@@ -8,15 +8,16 @@ Submitting only prepares working directories and records native id ``local``
 Every unit runs in its own session (``start_new_session``), so it survives the
 runner being killed. Its state lives in files in its working directory (see
 :mod:`jobfleet.fleet.unitfiles`), which is what lets a new runner carry on: it
-*adopts* what it finds. A unit whose pid is alive (with the recorded start
-time) is ``running``; one that is gone ended with the exit code its wrapper
-left (``__BACKEND_CMD_EXIT_STATUS__``), or without one is ``failed`` ("lost").
-A claim left without pid file for :data:`CLAIM_GRACE` seconds (a runner killed
-between claiming and launching) is launched again: the unit creates its pid
-file exclusively before running anything, so at most one launch runs it.
+*adopts* what it finds. A unit whose exit code file says ``running <pid>``
+and whose pid is alive (and started before the file was written) is
+``running``; one whose file holds its exit code has ended; one that is gone
+without one is ``failed`` ("lost"). A claim left without that file for
+:data:`CLAIM_GRACE` seconds (a runner killed between claiming and launching)
+is launched again: the unit creates the file exclusively before running
+anything, so at most one launch runs it.
 
-A unit with a ``walltime`` resource that has run longer (counted from its pid
-file) is stopped like a batch scheduler does it: :data:`TIMEOUT_FILE` is
+A unit with a ``walltime`` resource that has run longer (counted from when it
+wrote ``running``) is stopped like a batch scheduler does it: :data:`TIMEOUT_FILE` is
 written, its process group gets SIGTERM, SIGKILL
 :data:`~jobfleet.backends.local.WALLTIME_KILL_GRACE` seconds later, and it ends
 ``failed`` with reason ``timeout``. The file lets a runner that takes over
@@ -52,24 +53,23 @@ from jobfleet.fleet.launcher import Launcher, Queued
 from jobfleet.fleet.unitfiles import (
     CLAIM_FILE,
     LOST_RACE_EXIT,
-    PID_FILE,
-    PidInfo,
+    STATE_FILE,
+    UnitState,
     claim,
     claim_age,
-    pid_file_age,
     process_started_at,
-    read_pid_file,
+    read_state,
     reopen_claim,
     signal_group,
+    state_age,
     take_for_cancel,
-    wait_for_pid_file,
+    wait_for_start,
 )
 from jobfleet.job import Job
 from jobfleet.resources import resources_from_args
 from jobfleet.status import reason_for_exit_code
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import (
-    EXIT_CODE_FILE,
     STDERR_FILE,
     SUBMIT_SCRIPT,
     collect_outputs,
@@ -82,7 +82,7 @@ __all__ = [
     "CLAIM_FILE",
     "CLAIM_GRACE",
     "LOST_NO_EXIT_CODE",
-    "PID_FILE",
+    "STATE_FILE",
     "TIMEOUT_FILE",
     "LocalDriver",
     "process_started_at",
@@ -90,12 +90,12 @@ __all__ = [
 
 log = logging.getLogger("jobfleet.fleet.localrunner")
 
-#: Seconds a claim may exist without pid file before the unit is launched again.
+#: Seconds a claim may exist without state file before the unit is launched again.
 CLAIM_GRACE = 10.0
 LOST_NO_EXIT_CODE = "lost: process ended without an exit code"
 #: Written into a unit's working directory when it is stopped at its walltime.
 TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
-#: How long to wait for a unit being launched right now to write its pid file.
+#: How long to wait for a unit being launched right now to write its state file.
 _LAUNCH_WAIT = 5.0
 #: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
@@ -154,7 +154,7 @@ class LocalDriver:
         # Its own lock, not the launcher's: a poll must not wait for a launch (a fork) to
         # look a child up. Taken after the launcher's lock where both are held.
         self._children_lock = threading.Lock()
-        # Units the last full check found unclaimed (no claim, no pid file); trusted until
+        # Units the last full check found unclaimed (no claim, no state file); trusted until
         # _unclaimed_until, so a poll of 10,000 queued units does not stat them all each time.
         self._unclaimed: set[tuple[int, int]] = set()
         self._unclaimed_until = 0.0
@@ -209,14 +209,14 @@ class LocalDriver:
             record(batch)
 
     def render_script(self, unit: Job) -> str:
-        # The wrapper itself takes the pid file: one bash per unit, and no launch runs twice.
-        return render_wrapper(unit, pid_file=PID_FILE, lost_race_exit=LOST_RACE_EXIT)
+        # The wrapper itself takes the commit point: one bash per unit, no launch runs twice.
+        return render_wrapper(unit, start_marker=True, lost_race_exit=LOST_RACE_EXIT)
 
     def _forget_previous_attempt(self, workdir: Path) -> None:
-        """Remove a previous attempt's claim and pid file, stopping its process if still there."""
-        info = read_pid_file(workdir)
+        """Remove a previous attempt's claim and state, stopping its process if still there."""
+        info = read_state(workdir)
         if info is None and (workdir / CLAIM_FILE).exists():  # claimed: maybe starting now
-            info = wait_for_pid_file(workdir, _LAUNCH_WAIT)
+            info = wait_for_start(workdir, _LAUNCH_WAIT)
         if info is not None and info.alive():
             # A cancelled attempt still shutting down must not write its exit code
             # into the new attempt's directory.
@@ -227,7 +227,7 @@ class LocalDriver:
                 time.sleep(0.05)
             if info.alive():
                 signal_group(info.pid, signal.SIGKILL)
-        for name in (PID_FILE, CLAIM_FILE, EXIT_CODE_FILE, TIMEOUT_FILE):
+        for name in (CLAIM_FILE, STATE_FILE, TIMEOUT_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (workdir / name).unlink()
 
@@ -286,7 +286,7 @@ class LocalDriver:
     def _check(self, rec: SubjobRecord, unit: Job) -> tuple[StatusUpdate | None, bool]:
         """What became of a unit: ``(update, counts as running)``; ``(None, False)``: queued."""
         workdir = unit.working_dir
-        info = read_pid_file(workdir)
+        info = read_state(workdir)
         if info is None:
             age = claim_age(workdir)
             if age is None:
@@ -302,8 +302,10 @@ class LocalDriver:
             with self._children_lock:  # a launch of ours may have lost to the cancel
                 self._children.pop((rec.job_id, rec.subjob_id), None)
             return self._failed(rec, None, CANCELLED), False
-        if not info.complete:
-            if pid_file_age(workdir) > CLAIM_GRACE:  # died while writing it: ran nothing
+        if info.exit_code is not None:
+            return self._ended(rec, unit, None), False
+        if not info.settled:
+            if state_age(workdir) > CLAIM_GRACE:  # died while writing it
                 return self._failed(rec, None, LOST_NO_EXIT_CODE), False
             return None, True
         if info.alive():
@@ -317,7 +319,7 @@ class LocalDriver:
         """The pid of this runner's launch of unit ``key`` if it ran the unit and has ended.
 
         A launch that lost the race to another one exits :data:`LOST_RACE_EXIT`, and one
-        killed by a signal may not have got as far as the pid file: for those (and for a
+        killed by a signal may not have got as far as its state file: for those (and for a
         command that exits 75 itself) the unit's files decide, as for anybody's unit.
         """
         with self._children_lock:
@@ -330,14 +332,14 @@ class LocalDriver:
         return child.pid
 
     @staticmethod
-    def _enforce_walltime(unit: Job, info: PidInfo) -> None:
+    def _enforce_walltime(unit: Job, info: UnitState) -> None:
         """SIGTERM a unit that has run longer than its walltime; SIGKILL it after a grace."""
         try:
             walltime = resources_from_args(owner_of(unit).backend_args).walltime_s
         except SpecError:
             return  # refused at submission already; nothing to enforce
         workdir = unit.working_dir
-        if walltime is None or pid_file_age(workdir) <= walltime:
+        if walltime is None or state_age(workdir) <= walltime:
             return
         marker = workdir / TIMEOUT_FILE
         try:
@@ -350,8 +352,8 @@ class LocalDriver:
         if stopped_for > WALLTIME_KILL_GRACE:
             signal_group(info.pid, signal.SIGKILL)
 
-    def _ended(self, rec: SubjobRecord, unit: Job, pid: int) -> StatusUpdate:
-        """The final update of a unit whose process ``pid`` (from its pid file) has ended."""
+    def _ended(self, rec: SubjobRecord, unit: Job, pid: int | None) -> StatusUpdate:
+        """The final update of a unit that has ended; ``pid``: its process, if known."""
         with self._children_lock:
             child = self._children.pop((rec.job_id, rec.subjob_id), None)
         if child is not None and child.pid != pid:
@@ -426,7 +428,7 @@ class LocalDriver:
             workdir = self._jobs.unit(job_record, rec.subjob_id).working_dir
             if not workdir.is_dir() or take_for_cancel(workdir):
                 continue  # never ran, and now no launch ever will
-            info = wait_for_pid_file(workdir, _LAUNCH_WAIT)
+            info = wait_for_start(workdir, _LAUNCH_WAIT)
             if info is not None and info.alive():
                 log.info("%s: sending SIGTERM to process group %d", workdir, info.pid)
                 signal_group(info.pid, signal.SIGTERM)

@@ -1,27 +1,28 @@
 """The files through which local units are launched exactly once and found again after a crash.
 
-Both live in the unit's working directory, and neither costs a file of its own
-beyond what a unit needs anyway (creating files is most of a trivial unit's cost):
+Both are files every unit has anyway (creating files is most of what a trivial
+unit costs), in the unit's working directory:
 
 ``stdout`` (the claim)
     created with ``O_CREAT | O_EXCL`` by the runner that launches the unit,
     which hands it to the process as its standard output. Only the runner that
     creates it launches, so two runners do not both start the unit in the
     normal course of things. Preparing an attempt removes it.
-``__JOBFLEET_PID__`` (the commit point)
-    ``"<pid>"``, created with ``O_EXCL`` (bash ``noclobber``) BY THE UNIT
-    ITSELF: it is the first thing the unit's wrapper script does, before its
-    setup and command (``render_wrapper(..., pid_file=PID_FILE)``). Of any
-    number of launches of one attempt, only the one that creates the file runs
-    the command; the others exit with :data:`LOST_RACE_EXIT` having run nothing.
-    So no pid file means the command never ran, and a claim left without one (a
-    runner killed between claiming and launching) may safely be launched again.
-    A cancel creates the file first (``"cancel ..."``), so no launch ever runs
-    the unit. The file's mtime tells the unit from an unrelated process that
-    got the same pid later: the unit started before it wrote the file, a later
-    process after (its start time is field 22 of ``/proc/<pid>/stat``). The
-    unit does not look its own start time up: that cost a tenth of what a
-    trivial unit's bash costs.
+``__BACKEND_CMD_EXIT_STATUS__`` (the commit point, then the result)
+    created with ``O_EXCL`` (bash ``noclobber``) BY THE UNIT ITSELF, holding
+    ``"running <pid>"``: it is the first thing the unit's wrapper script does,
+    before its setup and command (``render_wrapper(..., start_marker=True)``).
+    Of any number of launches of one attempt, only the one that creates the
+    file runs the command; the others exit with :data:`LOST_RACE_EXIT` having
+    run nothing. So no such file means the command never ran, and a claim left
+    without one (a runner killed between claiming and launching) may safely be
+    launched again. When the command ends, the wrapper replaces the content
+    with the exit code, as every backend's wrapper writes it. A cancel creates
+    the file first (``"cancel ..."``), so no launch ever runs the unit.
+
+    While the unit runs, the file's mtime tells it from an unrelated process
+    that got the same pid later: the unit started before it wrote the file, a
+    later process after (its start time is field 22 of ``/proc/<pid>/stat``).
 """
 
 from __future__ import annotations
@@ -32,31 +33,33 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobfleet.workdir import STDOUT_FILE
+from jobfleet.workdir import EXIT_CODE_FILE, STDOUT_FILE
 
 __all__ = [
     "CLAIM_FILE",
     "LOST_RACE_EXIT",
-    "PID_FILE",
-    "PidInfo",
+    "STATE_FILE",
+    "UnitState",
     "claim",
     "claim_age",
-    "pid_file_age",
     "process_started_at",
-    "read_pid_file",
+    "read_state",
     "reopen_claim",
     "signal_group",
+    "state_age",
     "take_for_cancel",
-    "wait_for_pid_file",
+    "wait_for_start",
 ]
 
 #: The claim is the unit's stdout (:data:`jobfleet.workdir.STDOUT_FILE`), created exclusively.
 CLAIM_FILE = STDOUT_FILE
-PID_FILE = "__JOBFLEET_PID__"
-#: Exit code of a launch that found the pid file taken: it ran nothing.
+#: The commit point is the exit code file, created exclusively by the unit as it starts.
+STATE_FILE = EXIT_CODE_FILE
+#: Exit code of a launch that found the commit point taken: it ran nothing.
 LOST_RACE_EXIT = 75
+RUNNING = "running"
 _CANCEL = "cancel"
-#: Seconds a process may seem to have started after its pid file was written and still
+#: Seconds a process may seem to have started after it wrote the state file and still
 #: be the unit (start times count in clock ticks); a pid comes round again much later.
 _START_SLACK = 1.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -96,49 +99,56 @@ def _started_at_without_proc(pid: int) -> float | None:
 
 
 @dataclass(frozen=True)
-class PidInfo:
-    """What a pid file says; ``pid == 0`` while the unit is still writing it, or for a cancel.
+class UnitState:
+    """What a unit's state file says, and when it was last written (its mtime).
 
-    ``written_at`` is the file's mtime.
+    Exactly one of: ``pid > 0`` (running, or died without an exit code),
+    ``exit_code`` set (ended), ``cancelled``, or none of them while the file is
+    being written (:attr:`settled` is False).
     """
 
-    pid: int
     written_at: float
+    pid: int = 0
+    exit_code: int | None = None
     cancelled: bool = False
 
     @property
-    def complete(self) -> bool:
-        return self.pid > 0
+    def settled(self) -> bool:
+        return self.pid > 0 or self.exit_code is not None or self.cancelled
 
     def alive(self) -> bool:
         """Whether the unit's process still runs (not some later process with its pid)."""
-        if not self.complete:
+        if self.pid <= 0:
             return False
         started_at = process_started_at(self.pid)
         return started_at is not None and started_at <= self.written_at + _START_SLACK
 
 
-def read_pid_file(workdir: Path) -> PidInfo | None:
-    """The unit's pid file, ``None`` if there is none; a half-written one has ``pid == 0``."""
+def read_state(workdir: Path) -> UnitState | None:
+    """The unit's state file, ``None`` if there is none (the unit never started)."""
     try:
-        with open(workdir / PID_FILE, "rb") as handle:
+        with open(workdir / STATE_FILE, "rb") as handle:
             text = handle.read().decode("ascii", errors="replace")
             written_at = os.fstat(handle.fileno()).st_mtime
     except FileNotFoundError:
         return None
-    if text.startswith(_CANCEL):
-        return PidInfo(pid=0, written_at=written_at, cancelled=True)
-    # Older versions wrote "<pid> <start time>": the pid comes first in both.
     parts = text.split()
-    if not parts or not parts[0].isdigit() or not text.endswith("\n"):
-        return PidInfo(pid=0, written_at=written_at)
-    return PidInfo(int(parts[0]), written_at)
+    if not text.endswith("\n") or not parts:  # being written
+        return UnitState(written_at)
+    if parts[0] == _CANCEL:
+        return UnitState(written_at, cancelled=True)
+    if parts[0] == RUNNING and len(parts) == 2 and parts[1].isdigit():
+        return UnitState(written_at, pid=int(parts[1]))
+    with contextlib.suppress(ValueError):
+        if len(parts) == 1:
+            return UnitState(written_at, exit_code=int(parts[0]))
+    return UnitState(written_at)  # not ours to read: taken as still being written
 
 
-def pid_file_age(workdir: Path) -> float:
-    """Seconds since the pid file was created (0 without one)."""
+def state_age(workdir: Path) -> float:
+    """Seconds since the state file was last written (0 without one)."""
     try:
-        return time.time() - (workdir / PID_FILE).stat().st_mtime
+        return time.time() - (workdir / STATE_FILE).stat().st_mtime
     except FileNotFoundError:
         return 0.0
 
@@ -165,7 +175,7 @@ def reopen_claim(workdir: Path) -> int:
 
 
 def claim_age(workdir: Path) -> float | None:
-    """Seconds since the unit was claimed (meaningful while it has no pid file); ``None``: not."""
+    """Seconds since the unit was claimed (meaningful while it has no state file); ``None``: not."""
     try:
         return time.time() - (workdir / CLAIM_FILE).stat().st_mtime
     except FileNotFoundError:
@@ -175,7 +185,7 @@ def claim_age(workdir: Path) -> float | None:
 def take_for_cancel(workdir: Path) -> bool:
     """Take the commit point for a cancel: True if the unit never ran and now never will."""
     try:
-        fd = os.open(workdir / PID_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fd = os.open(workdir / STATE_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
     try:
@@ -191,12 +201,11 @@ def signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
-def wait_for_pid_file(workdir: Path, timeout: float) -> PidInfo | None:
-    """The unit's complete pid file, waiting up to ``timeout`` s for a launch under way."""
+def wait_for_start(workdir: Path, timeout: float) -> UnitState | None:
+    """The unit's settled state, waiting up to ``timeout`` s for a launch under way."""
     deadline = time.monotonic() + timeout
     while True:
-        info = read_pid_file(workdir)
-        done = info is not None and (info.complete or info.cancelled)
-        if done or time.monotonic() >= deadline:
-            return info
+        state = read_state(workdir)
+        if (state is not None and state.settled) or time.monotonic() >= deadline:
+            return state
         time.sleep(0.02)
