@@ -158,10 +158,17 @@ def _write(path: Path, text: str, *, executable: bool = False) -> None:
 
 def read_exit_code(workdir: Path) -> int | None:
     """The exit code the wrapper recorded, or ``None`` if there is none (yet)."""
+    # os calls, not Path.read_text: a local runner reads one per subjob as it ends.
     try:
-        text = (workdir / EXIT_CODE_FILE).read_text(encoding="utf-8").strip()
+        fd = os.open(os.path.join(workdir, EXIT_CODE_FILE), os.O_RDONLY)
     except OSError:
         return None
+    try:
+        text = os.read(fd, 256).decode("utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     if text.startswith(("running ", "cancel ")):  # a local unit's: it has not ended
         return None
     try:
