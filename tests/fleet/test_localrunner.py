@@ -167,7 +167,7 @@ def test_only_one_of_racing_launches_runs_the_unit(store, make_job):
     (workdir / CLAIM_FILE).touch()
     first._spawn(rec, job.subjobs[0], relaunch=True)
     second._spawn(rec, job.subjobs[0], relaunch=True)
-    losers = [d._children[(record.id, 0)] for d in (first, second)]
+    losers = [d._children[(record.id, 0, 1)] for d in (first, second)]
     wait_until(lambda: any(p.poll() == 75 for p in losers), what="one launch to give up")
     (job.working_dir / "go").touch()
     wait_until(lambda: _poll(first, store) == ["0:completed"])
@@ -184,7 +184,7 @@ def test_launch_that_loses_to_a_cancel_runs_nothing(store, make_job):
     # The cancel takes the commit point between the runner's claim and the unit's start.
     assert take_for_cancel(workdir)
     driver._spawn(rec, job.subjobs[0], relaunch=True)
-    child = driver._children[(record.id, 0)]
+    child = driver._children[(record.id, 0, 1)]
     wait_until(lambda: child.poll() is not None, what="the launch to give up")
     assert child.returncode == LOST_RACE_EXIT
     assert _poll(driver, store) == ["0:failed"]
@@ -307,3 +307,21 @@ def test_wake_ends_the_wait_only_while_nothing_of_ours_runs(store, make_job):
     (job.working_dir / "go").touch()
     wait_until(ended.is_set, what="the end of the unit to wake the watcher")
     assert _poll(driver, store) == ["0:completed"]
+
+
+def test_an_earlier_attempts_end_is_not_taken_for_the_new_one(store, make_job):
+    job = make_job("redo", 'echo "run" >> ../runs; exit 3')
+    fleet = Fleet(store)
+    record = fleet.submit_job(job, "local")
+    driver = LocalDriver()
+    assert _poll(driver, store) == ["0:running"]
+    first = driver._children[(record.id, 0, 1)]
+    wait_until(lambda: first.poll() is not None, what="attempt 1 to end")
+    # Before this runner polls again, the unit is cancelled and submitted again.
+    assert cancel(fleet, record.id) == 1
+    assert resubmit(fleet, record.id, failed_only=True) == 1
+    assert _poll(driver, store) == ["0:running"]  # attempt 2 starts; 1's exit is not its
+    wait_until(lambda: _poll(driver, store) == ["0:failed"])
+    sub = store.subjobs(record.id)[0]
+    assert (sub.attempt, sub.exit_code) == (2, 3)
+    assert (job.working_dir / "runs").read_text() == "run\nrun\n"

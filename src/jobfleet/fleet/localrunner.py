@@ -112,6 +112,14 @@ _RECORD_FIRST = 16
 _RECHECK_QUEUED = 10.0
 
 
+_ChildKey = tuple[int, int, int]
+
+
+def _child_key(rec: SubjobRecord) -> _ChildKey:
+    """Job, subjob and attempt: what one launched process belongs to."""
+    return (rec.job_id, rec.subjob_id, rec.attempt)
+
+
 def _max_processes(options: Mapping[str, Any]) -> int:
     value = options.get("max_processes", 1)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -153,7 +161,8 @@ class LocalDriver:
                 ) from None
         self._jobs = JobCache()
         # Processes this runner launched, so it can reap them and learn how they died.
-        self._children: dict[tuple[int, int], subprocess.Popen[bytes]] = {}
+        # Keyed by attempt too: a unit resubmitted meanwhile is not the process that ended.
+        self._children: dict[_ChildKey, subprocess.Popen[bytes]] = {}
         # Its own lock, not the launcher's: a poll must not wait for a launch (a fork) to
         # look a child up. Taken after the launcher's lock where both are held.
         self._children_lock = threading.Lock()
@@ -257,7 +266,7 @@ class LocalDriver:
                 continue
             unit = self._jobs.unit(job_record, rec.subjob_id)
             key = (rec.job_id, rec.subjob_id)
-            pid = self._reaped_pid(key)
+            pid = self._reaped_pid(_child_key(rec))
             if pid is not None:  # ended, and this runner saw it end: no need to ask /proc
                 updates.append(self._ended(rec, unit, pid))
                 continue
@@ -271,7 +280,7 @@ class LocalDriver:
                 updates.append(update)
             if is_running:
                 with self._children_lock:
-                    ours = key in self._children
+                    ours = _child_key(rec) in self._children
                 if not ours:
                     others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
@@ -303,7 +312,7 @@ class LocalDriver:
             return None, True  # being launched right now
         if info.cancelled:
             with self._children_lock:  # a launch of ours may have lost to the cancel
-                self._children.pop((rec.job_id, rec.subjob_id), None)
+                self._children.pop(_child_key(rec), None)
             return self._failed(rec, None, CANCELLED), False
         if info.exit_code is not None:
             return self._ended(rec, unit, None), False
@@ -318,8 +327,8 @@ class LocalDriver:
             return StatusUpdate(rec.job_id, rec.subjob_id, "running"), True
         return self._ended(rec, unit, info.pid), False
 
-    def _reaped_pid(self, key: tuple[int, int]) -> int | None:
-        """The pid of this runner's launch of unit ``key`` if it ran the unit and has ended.
+    def _reaped_pid(self, key: _ChildKey) -> int | None:
+        """The pid of this runner's launch of an attempt if it ran the unit and has ended.
 
         A launch that lost the race to another one exits :data:`LOST_RACE_EXIT`, and one
         killed by a signal may not have got as far as its state file: for those (and for a
@@ -358,7 +367,7 @@ class LocalDriver:
     def _ended(self, rec: SubjobRecord, unit: Job, pid: int | None) -> StatusUpdate:
         """The final update of a unit that has ended; ``pid``: its process, if known."""
         with self._children_lock:
-            child = self._children.pop((rec.job_id, rec.subjob_id), None)
+            child = self._children.pop(_child_key(rec), None)
         if child is not None and child.pid != pid:
             child = None  # ours lost the launch race; another process ran the unit
         exit_code = read_exit_code(unit.working_dir)
@@ -415,7 +424,7 @@ class LocalDriver:
             return self._failed(rec, None, f"could not start: {err}")
         with self._launcher.lock:
             with self._children_lock:
-                self._children[(rec.job_id, rec.subjob_id)] = proc
+                self._children[_child_key(rec)] = proc
             self._launcher.watch(rec.job_id, proc)
         log.info("%s: started (pid %d)", unit.name, proc.pid)
         return StatusUpdate(rec.job_id, rec.subjob_id, "running")
