@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -54,16 +53,17 @@ from jobfleet.fleet.unitfiles import (
     CLAIM_FILE,
     LOST_RACE_EXIT,
     STATE_FILE,
+    TIMEOUT_FILE,
     UnitState,
+    cancel_unit,
     claim,
     claim_age,
+    forget_attempt,
     process_started_at,
     read_state,
     reopen_claim,
-    signal_group,
     state_age,
-    take_for_cancel,
-    wait_for_start,
+    terminate_for_walltime,
 )
 from jobfleet.job import Job
 from jobfleet.resources import resources_from_args
@@ -93,12 +93,6 @@ log = logging.getLogger("jobfleet.fleet.localrunner")
 #: Seconds a claim may exist without state file before the unit is launched again.
 CLAIM_GRACE = 10.0
 LOST_NO_EXIT_CODE = "lost: process ended without an exit code"
-#: Written into a unit's working directory when it is stopped at its walltime.
-TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
-#: How long to wait for a unit being launched right now to write its state file.
-_LAUNCH_WAIT = 5.0
-#: How long a resubmission waits for a previous attempt's process to go after SIGTERM.
-_STOP_WAIT = 10.0
 _OPTIONS = ("max_processes", "inherit_env", "poll_interval")
 #: Prepared units are recorded in the store at least this many at a time, or after this long;
 #: the first few at once, so that a runner watching the submission can start them.
@@ -210,7 +204,7 @@ class LocalDriver:
         limit = _RECORD_FIRST
         for unit in units:
             if unit is job or unit.working_dir.name in existing:
-                self._forget_previous_attempt(unit.working_dir)
+                forget_attempt(unit.working_dir)
             prepare(unit, self.render_script(unit))
             batch.append((subjob_id_of(unit), "local"))
             # Commit in chunks (each a transaction) so progress shows and little is redone.
@@ -223,25 +217,6 @@ class LocalDriver:
     def render_script(self, unit: Job) -> str:
         # The wrapper itself takes the commit point: one bash per unit, no launch runs twice.
         return render_wrapper(unit, start_marker=True, lost_race_exit=LOST_RACE_EXIT)
-
-    def _forget_previous_attempt(self, workdir: Path) -> None:
-        """Remove a previous attempt's claim and state, stopping its process if still there."""
-        info = read_state(workdir)
-        if info is None and (workdir / CLAIM_FILE).exists():  # claimed: maybe starting now
-            info = wait_for_start(workdir, _LAUNCH_WAIT)
-        if info is not None and info.alive():
-            # A cancelled attempt still shutting down must not write its exit code
-            # into the new attempt's directory.
-            log.info("%s: stopping the previous attempt (pid %d)", workdir, info.pid)
-            signal_group(info.pid, signal.SIGTERM)
-            deadline = time.monotonic() + _STOP_WAIT
-            while info.alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if info.alive():
-                signal_group(info.pid, signal.SIGKILL)
-        for name in (CLAIM_FILE, STATE_FILE, TIMEOUT_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                (workdir / name).unlink()
 
     # -- poll (the runner) -------------------------------------------------------------------
 
@@ -350,19 +325,8 @@ class LocalDriver:
             walltime = resources_from_args(owner_of(unit).backend_args).walltime_s
         except SpecError:
             return  # refused at submission already; nothing to enforce
-        workdir = unit.working_dir
-        if walltime is None or state_age(workdir) <= walltime:
-            return
-        marker = workdir / TIMEOUT_FILE
-        try:
-            stopped_for = time.time() - marker.stat().st_mtime
-        except FileNotFoundError:
-            log.info("%s: walltime of %d s reached, terminating it", unit.name, walltime)
-            marker.write_text(f"walltime {walltime} s\n", encoding="utf-8")
-            signal_group(info.pid, signal.SIGTERM)
-            return
-        if stopped_for > WALLTIME_KILL_GRACE:
-            signal_group(info.pid, signal.SIGKILL)
+        if walltime is not None and state_age(unit.working_dir) > walltime:
+            terminate_for_walltime(unit.working_dir, info.pid, walltime, WALLTIME_KILL_GRACE)
 
     def _ended(self, rec: SubjobRecord, unit: Job, pid: int | None) -> StatusUpdate:
         """The final update of a unit that has ended; ``pid``: its process, if known."""
@@ -437,13 +401,7 @@ class LocalDriver:
             job_record = job_records.get(rec.job_id)
             if job_record is None:
                 continue
-            workdir = self._jobs.unit(job_record, rec.subjob_id).working_dir
-            if not workdir.is_dir() or take_for_cancel(workdir):
-                continue  # never ran, and now no launch ever will
-            info = wait_for_start(workdir, _LAUNCH_WAIT)
-            if info is not None and info.alive():
-                log.info("%s: sending SIGTERM to process group %d", workdir, info.pid)
-                signal_group(info.pid, signal.SIGTERM)
+            cancel_unit(self._jobs.unit(job_record, rec.subjob_id).working_dir)
 
 
 register_driver("local", LocalDriver, needs_runner=True)

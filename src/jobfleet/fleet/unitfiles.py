@@ -28,7 +28,9 @@ unit costs), in the unit's working directory:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,17 +41,23 @@ __all__ = [
     "CLAIM_FILE",
     "LOST_RACE_EXIT",
     "STATE_FILE",
+    "TIMEOUT_FILE",
     "UnitState",
+    "cancel_unit",
     "claim",
     "claim_age",
+    "forget_attempt",
     "process_started_at",
     "read_state",
     "reopen_claim",
     "signal_group",
     "state_age",
     "take_for_cancel",
+    "terminate_for_walltime",
     "wait_for_start",
 ]
+
+log = logging.getLogger("jobfleet.fleet.unitfiles")
 
 #: The claim is the unit's stdout (:data:`jobfleet.workdir.STDOUT_FILE`), created exclusively.
 CLAIM_FILE = STDOUT_FILE
@@ -57,7 +65,14 @@ CLAIM_FILE = STDOUT_FILE
 STATE_FILE = EXIT_CODE_FILE
 #: Exit code of a launch that found the commit point taken: it ran nothing.
 LOST_RACE_EXIT = 75
+#: Written into a unit's working directory when it is stopped at its walltime, so that a
+#: runner taking over knows why it ended.
+TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
 RUNNING = "running"
+#: How long to wait for a unit being launched right now to write its state file.
+_LAUNCH_WAIT = 5.0
+#: How long a new attempt waits for the previous attempt's process to go after SIGTERM.
+_STOP_WAIT = 10.0
 _CANCEL = "cancel"
 #: Seconds a process may seem to have started after it wrote the state file and still
 #: be the unit (start times count in clock ticks); a pid comes round again much later.
@@ -209,3 +224,47 @@ def wait_for_start(workdir: Path, timeout: float) -> UnitState | None:
         if (state is not None and state.settled) or time.monotonic() >= deadline:
             return state
         time.sleep(0.02)
+
+
+def cancel_unit(workdir: Path) -> None:
+    """Block a never-launched unit for good, or SIGTERM the process group of a launched one."""
+    if not workdir.is_dir() or take_for_cancel(workdir):
+        return  # never ran, and now no launch ever will
+    state = wait_for_start(workdir, _LAUNCH_WAIT)
+    if state is not None and state.alive():
+        log.info("%s: sending SIGTERM to process group %d", workdir, state.pid)
+        signal_group(state.pid, signal.SIGTERM)
+
+
+def forget_attempt(workdir: Path) -> None:
+    """Remove an attempt's claim, state and timeout marker, stopping its process if it runs."""
+    state = read_state(workdir)
+    if state is None and (workdir / CLAIM_FILE).exists():  # claimed: maybe starting now
+        state = wait_for_start(workdir, _LAUNCH_WAIT)
+    if state is not None and state.alive():
+        # A cancelled attempt still shutting down must not write its exit code
+        # into the new attempt's directory.
+        log.info("%s: stopping the previous attempt (pid %d)", workdir, state.pid)
+        signal_group(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + _STOP_WAIT
+        while state.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if state.alive():
+            signal_group(state.pid, signal.SIGKILL)
+    for name in (CLAIM_FILE, STATE_FILE, TIMEOUT_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (workdir / name).unlink()
+
+
+def terminate_for_walltime(workdir: Path, pid: int, walltime: int, kill_after: float) -> None:
+    """Stop a unit past its walltime: mark it and SIGTERM it, SIGKILL ``kill_after`` s later."""
+    marker = workdir / TIMEOUT_FILE
+    try:
+        stopped_for = time.time() - marker.stat().st_mtime
+    except FileNotFoundError:
+        log.info("%s: walltime of %d s reached, terminating it", workdir, walltime)
+        marker.write_text(f"walltime {walltime} s\n", encoding="utf-8")
+        signal_group(pid, signal.SIGTERM)
+        return
+    if stopped_for > kill_after:
+        signal_group(pid, signal.SIGKILL)
