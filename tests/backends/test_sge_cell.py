@@ -82,10 +82,19 @@ def test_fifty_subjobs_split_by_files_one_submit_one_query_per_poll(
 
 
 def test_cancel_running_and_queued(tmp_path: Path) -> None:
-    job = _scan(tmp_path, "cancel", ["sleep", "300"], _slots() + 2)  # two stay queued
+    slots = _slots()
+    # Each task marks that its command runs: a qdel that reaches a task while its shepherd
+    # is still starting can leave the command running to its end (seen once under load).
+    job = _scan(tmp_path, "cancel", ["bash", "-c", "touch started; sleep 300"], slots + 2)
     backend = GridEngine(backend_args=FAST)
     backend.submit(job)
-    wait_until(lambda: job.update_status() and job.subjobs[0].status == "running", timeout=60)
+
+    def all_slots_run() -> bool:
+        return len(list(job.working_dir.glob("*/started"))) == slots
+
+    wait_until(all_slots_run, timeout=120, step=0.3, what=f"{slots} tasks to run")  # 2 queued
+    job.update_status()
+    assert job.subjobs[0].status == "running"
     before = command_calls()
     backend.cancel(job)
     assert calls_since(before, "qdel") == 1
