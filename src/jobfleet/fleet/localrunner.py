@@ -240,8 +240,8 @@ class LocalDriver:
             if job_record is None:
                 continue
             unit = self._jobs.unit(job_record, rec.subjob_id)
-            key = (rec.job_id, rec.subjob_id)
-            pid = self._reaped_pid(_child_key(rec))
+            key, child_key = (rec.job_id, rec.subjob_id), _child_key(rec)
+            pid = self._reaped_pid(child_key)
             if pid is not None:  # ended, and this runner saw it end: no need to ask /proc
                 updates.append(self._ended(rec, unit, pid))
                 continue
@@ -255,7 +255,7 @@ class LocalDriver:
                 updates.append(update)
             if is_running:
                 with self._children_lock:
-                    ours = _child_key(rec) in self._children
+                    ours = child_key in self._children
                 if not ours:
                     others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
