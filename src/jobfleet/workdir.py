@@ -39,6 +39,10 @@ STDERR_FILE = "stderr"
 #: In a job's working directory: the input list (``[]``) its subjobs without input files
 #: share, as hard links (see :func:`prepare`).
 SHARED_EMPTY_INPUT_LIST = "__JOBFLEET_NO_INPUT_FILES__.json"
+#: What the exit code file of a local unit holds before its exit code: ``running <pid>``
+#: once it started, ``cancel ...`` if a cancel came first (see jobfleet.fleet.unitfiles).
+RUNNING_MARKER = "running"
+CANCEL_MARKER = "cancel"
 
 
 def check_job(job: Job) -> None:
@@ -77,6 +81,7 @@ def render_wrapper(
         "wrapper.sh.j2",
         directives=list(directives),
         start_marker=start_marker,
+        running_marker=RUNNING_MARKER,
         lost_race_exit=lost_race_exit,
         name=job.name,
         exit_code_file=EXIT_CODE_FILE,
@@ -169,7 +174,7 @@ def read_exit_code(workdir: Path) -> int | None:
         return None
     finally:
         os.close(fd)
-    if text.startswith(("running ", "cancel ")):  # a local unit's: it has not ended
+    if text.split(" ", 1)[0] in (RUNNING_MARKER, CANCEL_MARKER):  # a local unit's: not ended
         return None
     try:
         return int(text)

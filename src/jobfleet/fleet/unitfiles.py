@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobfleet.workdir import EXIT_CODE_FILE, STDOUT_FILE
+from jobfleet.workdir import CANCEL_MARKER, EXIT_CODE_FILE, RUNNING_MARKER, STDOUT_FILE
 
 __all__ = [
     "CLAIM_FILE",
@@ -68,12 +68,10 @@ LOST_RACE_EXIT = 75
 #: Written into a unit's working directory when it is stopped at its walltime, so that a
 #: runner taking over knows why it ended.
 TIMEOUT_FILE = "__JOBFLEET_TIMEOUT__"
-RUNNING = "running"
 #: How long to wait for a unit being launched right now to write its state file.
 _LAUNCH_WAIT = 5.0
 #: How long a new attempt waits for the previous attempt's process to go after SIGTERM.
 _STOP_WAIT = 10.0
-_CANCEL = "cancel"
 #: Seconds a process may seem to have started after it wrote the state file and still
 #: be the unit (start times count in clock ticks); a pid comes round again much later.
 _START_SLACK = 1.0
@@ -150,9 +148,9 @@ def read_state(workdir: Path) -> UnitState | None:
     parts = text.split()
     if not text.endswith("\n") or not parts:  # being written
         return UnitState(written_at)
-    if parts[0] == _CANCEL:
+    if parts[0] == CANCEL_MARKER:
         return UnitState(written_at, cancelled=True)
-    if parts[0] == RUNNING and len(parts) == 2 and parts[1].isdigit():
+    if parts[0] == RUNNING_MARKER and len(parts) == 2 and parts[1].isdigit():
         return UnitState(written_at, pid=int(parts[1]))
     with contextlib.suppress(ValueError):
         if len(parts) == 1:
@@ -204,7 +202,7 @@ def take_for_cancel(workdir: Path) -> bool:
     except FileExistsError:
         return False
     try:
-        os.write(fd, f"{_CANCEL} {os.getpid()} {time.time():.3f}\n".encode())
+        os.write(fd, f"{CANCEL_MARKER} {os.getpid()} {time.time():.3f}\n".encode())
     finally:
         os.close(fd)
     return True
