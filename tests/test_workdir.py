@@ -9,12 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import wait_until
 from jobfleet import Job
 from jobfleet.inputs import INPUT_DATA_FILE
+from jobfleet.templating import render
 from jobfleet.workdir import (
     EXIT_CODE_FILE,
+    RUNNING_MARKER,
     SHARED_EMPTY_INPUT_LIST,
     prepare,
     read_exit_code,
@@ -132,3 +136,44 @@ def test_subjobs_without_input_files_share_one_read_only_input_list(tmp_path: Pa
     prepare(job.subjobs[0], render_wrapper(job.subjobs[0]))
     assert json.loads(lists[0].read_text()) == [str(tmp_path / "data.root")]
     assert json.loads(lists[1].read_text()) == []
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    name=_TEXT.filter(bool),
+    cmd=st.lists(_TEXT, min_size=1, max_size=3),
+    args=st.lists(_TEXT, max_size=3),
+    setup=st.lists(_TEXT, max_size=2),
+    directives=st.lists(_TEXT, max_size=2),
+    start_marker=st.booleans(),
+)
+def test_wrapper_filled_in_equals_the_whole_template_rendered(
+    name: str,
+    cmd: list[str],
+    args: list[str],
+    setup: list[str],
+    directives: list[str],
+    start_marker: bool,
+) -> None:
+    """The per-job cached wrapper, with a subjob's name and command put in, is byte for byte
+    the template rendered for that subjob (whatever the name, command and setup hold)."""
+    job = Job(name)
+    job.cmd, job.args, job.setup_cmds = cmd, args, setup
+    whole = render(
+        "wrapper.sh.j2",
+        directives=directives,
+        start_marker=start_marker,
+        running_marker=RUNNING_MARKER,
+        lost_race_exit=75,
+        name=name,
+        exit_code_file=EXIT_CODE_FILE,
+        setup_cmds=setup,
+        command=job.full_command,
+    )
+    for _ in range(2):  # the second time from the cache
+        assert (
+            render_wrapper(job, directives, start_marker=start_marker, lost_race_exit=75) == whole
+        )

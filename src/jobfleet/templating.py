@@ -10,13 +10,13 @@ from typing import Any
 
 import jinja2
 
-__all__ = ["render"]
+__all__ = ["comment_text", "render"]
 
 _HERE = Path(__file__).parent
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _comment(value: Any) -> str:
+def comment_text(value: Any) -> str:
     """Text safe inside a ``#`` comment line: no newline can end the comment early."""
     return _CONTROL.sub("?", str(value))
 
@@ -31,7 +31,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # shell and scheduler text, quoted explicitly with |q
     )
     env.filters["q"] = lambda value: shlex.quote(str(value))
-    env.filters["comment"] = _comment
+    env.filters["comment"] = comment_text
     return env
 
 

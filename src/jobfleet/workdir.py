@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from jobfleet.errors import SpecError
 from jobfleet.inputs import INPUT_DATA_FILE
-from jobfleet.templating import render
+from jobfleet.templating import comment_text, render
 
 if TYPE_CHECKING:
     from jobfleet.job import Job
@@ -76,21 +78,67 @@ def render_wrapper(
     holding ``running <pid>``, and exits ``lost_race_exit`` without running
     anything if it exists: the local runner's launch protocol
     (:mod:`jobfleet.fleet.unitfiles`). The exit code replaces it at the end.
+
+    The template is rendered once per distinct setup and directives, with
+    holes where the name and the command go; each subjob only fills the holes
+    (a big job renders 100,000s of wrappers that differ only there).
     """
+    parts = _wrapper_parts(tuple(directives), tuple(job.setup_cmds), start_marker, lost_race_exit)
+    if parts is None:  # a hole marker in the setup itself (never in practice): render it all
+        return _render_wrapper(
+            job.name, job.full_command, directives, job.setup_cmds, start_marker, lost_race_exit
+        )
+    head, middle, tail = parts
+    return f"{head}{comment_text(job.name)}{middle}{job.full_command}{tail}"
+
+
+# Random, so no setup line or directive can contain them by chance.
+_NAME_HOLE = f"@jobfleet-name-{uuid.uuid4().hex}@"
+_COMMAND_HOLE = f"@jobfleet-command-{uuid.uuid4().hex}@"
+
+
+@functools.lru_cache(maxsize=64)
+def _wrapper_parts(
+    directives: tuple[str, ...],
+    setup_cmds: tuple[str, ...],
+    start_marker: bool,
+    lost_race_exit: int,
+) -> tuple[str, str, str] | None:
+    """The wrapper split around the name and command holes, or ``None`` if that is ambiguous."""
+    text = _render_wrapper(
+        _NAME_HOLE, _COMMAND_HOLE, directives, setup_cmds, start_marker, lost_race_exit
+    )
+    if text.count(_NAME_HOLE) != 1 or text.count(_COMMAND_HOLE) != 1:
+        return None
+    head, rest = text.split(_NAME_HOLE)
+    if _COMMAND_HOLE not in rest:
+        return None
+    middle, tail = rest.split(_COMMAND_HOLE)
+    return head, middle, tail
+
+
+def _render_wrapper(
+    name: str,
+    command: str,
+    directives: Sequence[str],
+    setup_cmds: Sequence[str],
+    start_marker: bool,
+    lost_race_exit: int,
+) -> str:
     return render(
         "wrapper.sh.j2",
         directives=list(directives),
         start_marker=start_marker,
         running_marker=RUNNING_MARKER,
         lost_race_exit=lost_race_exit,
-        name=job.name,
+        name=name,
         exit_code_file=EXIT_CODE_FILE,
-        setup_cmds=list(job.setup_cmds),
-        command=job.full_command,
+        setup_cmds=list(setup_cmds),
+        command=command,
     )
 
 
-def prepare(job: Job, script: str) -> Path:
+def prepare(job: Job, script: str, *, workdir: str | None = None) -> None:
     """Create the working directory with sandbox copies, input list and wrapper script.
 
     Leftovers of an earlier attempt (exit code, stdout, stderr) are removed so
@@ -98,32 +146,33 @@ def prepare(job: Job, script: str) -> Path:
     files get their (empty) input list as a hard link to one read-only file in
     the job's working directory: a parameter scan of 10,000 subjobs then
     creates 10,000 files fewer, and creating files is most of what preparing a
-    trivial subjob costs.
+    trivial subjob costs. ``workdir`` is ``job.working_dir`` as a string, for a
+    caller that has it at hand (paths are strings here: this runs per subjob).
     """
-    workdir = job.working_dir
+    where = os.fspath(job.working_dir) if workdir is None else workdir
     try:
-        workdir.mkdir(parents=True)
+        os.mkdir(where)
+    except FileNotFoundError:  # the job's directory is missing too
+        os.makedirs(where)
     except FileExistsError:  # an earlier attempt may have left its results here
         # The input list too: it may be a link to the shared one, never to be rewritten.
         for name in (EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE, INPUT_DATA_FILE):
             with contextlib.suppress(FileNotFoundError):
-                (workdir / name).unlink()
+                os.unlink(f"{where}/{name}")
     for entry in job.input_sandbox_files:
         if entry.is_dir():
-            shutil.copytree(entry, workdir / entry.name, dirs_exist_ok=True)
+            shutil.copytree(entry, os.path.join(where, entry.name), dirs_exist_ok=True)
         else:
-            shutil.copy2(entry, workdir / entry.name)
-    _write_input_list(job, workdir)
-    script_path = workdir / SUBMIT_SCRIPT
-    _write(script_path, script, executable=True)
-    return script_path
+            shutil.copy2(entry, os.path.join(where, entry.name))
+    _write_input_list(job, where)
+    _write(f"{where}/{SUBMIT_SCRIPT}", script, executable=True)
 
 
-def _write_input_list(job: Job, workdir: Path) -> None:
-    path = workdir / INPUT_DATA_FILE
-    parent = getattr(job, "parent", None)  # only a SubJob has one
-    if not job.input_files and parent is not None and workdir.parent == parent.working_dir:
-        shared = workdir.parent / SHARED_EMPTY_INPUT_LIST
+def _write_input_list(job: Job, workdir: str) -> None:
+    path = f"{workdir}/{INPUT_DATA_FILE}"
+    if not job.input_files and getattr(job, "parent", None) is not None:  # only a SubJob has one
+        # A subjob's directory is always in its job's directory.
+        shared = f"{os.path.dirname(workdir)}/{SHARED_EMPTY_INPUT_LIST}"
         try:
             _link_shared(shared, path)
             return
@@ -132,18 +181,18 @@ def _write_input_list(job: Job, workdir: Path) -> None:
     _write(path, json.dumps(job.input_files))
 
 
-def _link_shared(shared: Path, path: Path) -> None:
+def _link_shared(shared: str, path: str) -> None:
     try:
         os.link(shared, path)
     except FileNotFoundError:  # the job's first such subjob: create it, complete at once
-        partial = shared.with_name(f".{shared.name}.{os.getpid()}")
+        partial = f"{os.path.dirname(shared)}/.{SHARED_EMPTY_INPUT_LIST}.{os.getpid()}"
         _write(partial, "[]")
         os.chmod(partial, 0o444)  # a job that writes into its input list gets an error
         os.replace(partial, shared)
         os.link(shared, path)
 
 
-def _write(path: Path, text: str, *, executable: bool = False) -> None:
+def _write(path: str, text: str, *, executable: bool = False) -> None:
     """Write ``text`` to ``path`` with plain os calls (a big job writes 100,000s of files).
 
     An executable gets mode 0755 whatever the umask or the mode of a file already there.
@@ -156,7 +205,7 @@ def _write(path: Path, text: str, *, executable: bool = False) -> None:
         while data:
             data = data[os.write(fd, data) :]
     except OSError as err:  # os.write's errors (a full disk) do not name the file
-        raise OSError(err.errno, err.strerror, str(path)) from None
+        raise OSError(err.errno, err.strerror, path) from None
     finally:
         os.close(fd)
 

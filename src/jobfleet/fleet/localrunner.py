@@ -202,11 +202,16 @@ class LocalDriver:
         batch: list[tuple[int, str]] = []
         last = time.monotonic()
         limit = _RECORD_FIRST
+        base = os.fspath(job.working_dir)
         for unit in units:
-            if unit is job or unit.working_dir.name in existing:
-                forget_attempt(unit.working_dir)
-            prepare(unit, self.render_script(unit))
-            batch.append((subjob_id_of(unit), "local"))
+            subjob_id = subjob_id_of(unit)
+            # A subjob's directory is its id in its job's (SubJob.working_dir); as a
+            # string, since a big job prepares 100,000s of units here.
+            workdir = base if unit is job else f"{base}/{subjob_id}"
+            if unit is job or os.path.basename(workdir) in existing:
+                forget_attempt(Path(workdir))
+            prepare(unit, self.render_script(unit), workdir=workdir)
+            batch.append((subjob_id, "local"))
             # Commit in chunks (each a transaction) so progress shows and little is redone.
             if len(batch) >= limit or time.monotonic() - last > _RECORD_EVERY:
                 record(batch)
