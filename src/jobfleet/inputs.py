@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import glob
 import json
 import logging
 import os
@@ -14,6 +16,7 @@ __all__ = [
     "INPUT_DATA_FILE",
     "check_input_files",
     "get_input_data",
+    "glob_files",
     "is_uri",
     "local_path",
     "normalise_input",
@@ -39,9 +42,59 @@ def normalise_input(entry: str | os.PathLike[str]) -> str:
         entry = os.fspath(entry)
     if not isinstance(entry, str):
         raise TypeError(f"input_files entries must be str or Path, got {type(entry).__name__}")
-    if is_uri(entry):
+    if _already_normal(entry) or is_uri(entry):
         return entry
     return os.path.abspath(entry)
+
+
+def _already_normal(entry: str) -> bool:
+    """An absolute path that abspath would return unchanged (checked for 100,000s of inputs).
+
+    Without ``//``, ``/.`` (which also covers ``/./`` and ``/../``) or a trailing
+    slash there is nothing for normpath to remove; a path with ``/.`` anywhere,
+    such as a hidden file, just takes the long way.
+    """
+    return (
+        entry.startswith("/")
+        and "//" not in entry
+        and "/." not in entry
+        and not entry.endswith("/")
+    )
+
+
+_MAGIC = re.compile(r"[*?[]")
+
+
+def glob_files(pattern: str, base: str) -> list[str]:
+    """The files ``pattern`` matches (relative to ``base``), as sorted absolute paths.
+
+    The matches of ``glob.glob(pattern, recursive=True)``, files only (a link to a
+    file counts). When only the last part of the pattern has wildcards, the usual
+    case (``data/*.root``), the directory is listed once and each entry's type
+    comes with the listing: no ``stat`` per file, and 100,000 inputs take a
+    fraction of the time.
+    """
+    head, tail = os.path.split(pattern)
+    if _MAGIC.search(head) or not _MAGIC.search(tail) or tail == "**":
+        full = pattern if os.path.isabs(pattern) else os.path.join(glob.escape(base), pattern)
+        return sorted(
+            os.path.abspath(m) for m in glob.iglob(full, recursive=True) if os.path.isfile(m)
+        )
+    directory = os.path.abspath(os.path.join(base, head))
+    prefix = directory if directory.endswith("/") else f"{directory}/"
+    matches = re.compile(fnmatch.translate(tail)).match
+    hidden_too = tail.startswith(".")  # as glob: a leading dot is matched only explicitly
+    try:
+        with os.scandir(directory) as entries:
+            return sorted(
+                prefix + entry.name
+                for entry in entries
+                if matches(entry.name)
+                and (hidden_too or not entry.name.startswith("."))
+                and entry.is_file()
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def local_path(entry: str) -> Path | None:

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from jobfleet import environment, inputs
+from jobfleet._gc import cycle_collector_paused
 from jobfleet.errors import SpecError, SplitterError
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.status import JobStatus
@@ -186,7 +187,8 @@ class Job:
     def split(self) -> None:
         """Create the subjobs with the splitter, unless there already are some."""
         if self.splitter is not None and not self._subjobs:
-            self.splitter.create_subjobs(self)
+            with cycle_collector_paused():
+                self.splitter.create_subjobs(self)
 
     # -- status ------------------------------------------------------------------------------
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import glob
 import logging
 import os
 import re
@@ -48,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
+from jobfleet._gc import cycle_collector_paused
 from jobfleet._spec_args import (
     BACKEND_NAMES,
     Scalar,
@@ -58,7 +58,7 @@ from jobfleet._spec_args import (
     parse_walltime_s,
 )
 from jobfleet.errors import SpecError
-from jobfleet.inputs import INPUT_DATA_FILE, is_uri
+from jobfleet.inputs import INPUT_DATA_FILE, glob_files, is_uri
 from jobfleet.job import Job
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.workdir import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT
@@ -169,6 +169,12 @@ class JobSpec:
             "resources": self.resources.as_dict(),
         }
         self._apply_environment(job)
+        with cycle_collector_paused():
+            self._create_subjobs(job)
+        log.debug("%s: job %r with %d subjobs", self.path, self.name, len(job.subjobs))
+        return job
+
+    def _create_subjobs(self, job: Job) -> None:
         split = self.split
         if split is not None and split.arguments is not None:
             for i, generated in enumerate(split.arguments):
@@ -181,8 +187,6 @@ class JobSpec:
                 splitter = MaxSubjobsSplitter(max_subjobs=split.limit)
             job.splitter = splitter
             splitter.create_subjobs(job)
-        log.debug("%s: job %r with %d subjobs", self.path, self.name, len(job.subjobs))
-        return job
 
     def _apply_environment(self, job: Job) -> None:
         """``[environment]``: captured setup, forwarded and set variables, inheritance."""
@@ -348,13 +352,8 @@ def _expand_inputs(patterns: list[str], spec_dir: Path) -> list[str]:
         if is_uri(pattern):
             found.setdefault(pattern)
             continue
-        full = (
-            pattern if os.path.isabs(pattern) else os.path.join(glob.escape(str(spec_dir)), pattern)
-        )
         try:
-            matches = sorted(
-                os.path.abspath(m) for m in glob.iglob(full, recursive=True) if os.path.isfile(m)
-            )
+            matches = glob_files(pattern, str(spec_dir))
         except (OSError, ValueError) as err:
             raise _FieldError(f"input_files.{i}", f"cannot expand {pattern!r}: {err}") from None
         if not matches:
