@@ -349,6 +349,27 @@ def test_record_submitted(store: Store, db: Path) -> None:
         store.attempts(999, 0)
 
 
+def test_record_submitted_with_one_native_id_for_all(store: Store, db: Path) -> None:
+    """The local driver's batches (every native id "local") take the one-statement path."""
+    job = add(store, n=4)
+    store.record_submitted(job.id, [(0, "local"), (3, "local")])
+    records = store.subjobs(job.id)
+    assert [(r.status, r.native_id, r.attempt) for r in records] == [
+        ("submitted", "local", 1),
+        ("init", None, 0),
+        ("init", None, 0),
+        ("submitted", "local", 1),
+    ]
+    assert [a.status for a in store.attempts(job.id, 3)] == ["submitted"]
+    with pytest.raises(StoreError, match=r"no subjob.*\[9\]"):
+        store.record_submitted(job.id, [(1, "local"), (9, "local")])
+    assert store.subjob_ids(job.id, statuses=["init"]) == [1, 2]  # the batch rolled back
+    assert store.subjob_ids(job.id, ids=[3, 2]) == [2, 3]
+    assert store.subjob_ids(job.id) == [r.subjob_id for r in store.subjobs(job.id)]
+    with pytest.raises(JobNotFoundError):
+        store.subjob_ids(999)
+
+
 def test_status_rules_forward_only_final_sticky_timestamps(store: Store) -> None:
     job = add(store, n=3)
     j = job.id

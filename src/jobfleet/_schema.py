@@ -94,6 +94,13 @@ UPDATE subjobs SET
     started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
 WHERE job_id = ?1 AND subjob_id = ?2
 """
+#: SUBMIT_SQL for many subjobs sharing one native id, their ids as one JSON array (?2).
+SUBMIT_MANY_SQL = """
+UPDATE subjobs SET
+    status = 'submitted', native_id = ?3, attempt = attempt + 1, submitted_at = ?4,
+    started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
+WHERE job_id = ?1 AND subjob_id IN (SELECT value FROM json_each(?2))
+"""
 RESET_SQL = """
 UPDATE subjobs SET
     status = 'init', native_id = NULL, exit_code = NULL, reason = NULL,

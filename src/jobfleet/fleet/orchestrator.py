@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from jobfleet._gc import cycle_collector_paused
 from jobfleet.errors import JobfleetError, JobNotFoundError
 from jobfleet.fleet.driver import (
     Driver,
@@ -43,6 +44,7 @@ from jobfleet.fleet.leases import (
 )
 from jobfleet.fleet.policy import RetryPolicy, policy_of
 from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, plan_retries
+from jobfleet.fleet.recorder import BatchRecorder
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
 from jobfleet.job import Job
 from jobfleet.store import WHOLE_JOB, JobRecord, StatusUpdate, Store, SubjobRecord
@@ -174,8 +176,8 @@ class Fleet:
         with self.lease_submission(record) as renew:
             self.store.reset_for_retry(record.id, reset)
             # Read under the lease: only what nobody has submitted in the meantime.
-            fresh = self.store.subjobs(record.id, statuses=["init"], ids=ids)
-            units = [unit_of(job, r.subjob_id) for r in fresh]
+            fresh = self.store.subjob_ids(record.id, statuses=["init"], ids=ids)
+            units = [unit_of(job, subjob_id) for subjob_id in fresh]
             sent = 0
 
             def record_submitted(pairs: Sequence[tuple[int, str]]) -> None:
@@ -188,7 +190,9 @@ class Fleet:
 
             if units:
                 try:
-                    driver.submit(job, units, record_submitted)
+                    # Each batch is committed while the next one is prepared.
+                    with BatchRecorder(record_submitted) as recorder:
+                        driver.submit(job, units, recorder.record)
                 except OSError as err:
                     # Disk full, read-only, permissions: what was sent is recorded, the
                     # rest stays init; say where it failed and how to go on.
@@ -235,6 +239,12 @@ class Fleet:
         """
         options = dict(options or {})
         policy = policy or RetryPolicy()
+        with cycle_collector_paused():  # 100,000s of subjobs' dicts and rows
+            return self._store_job(job, backend_name, options, policy)
+
+    def _store_job(
+        self, job: Job, backend_name: str, options: dict[str, Any], policy: RetryPolicy
+    ) -> JobRecord:
         if not job.subjobs:
             job.check_input_data_files()
             job.split()
