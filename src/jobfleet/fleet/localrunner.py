@@ -372,22 +372,28 @@ class LocalDriver:
     def _spawn(self, rec: SubjobRecord, unit: Job, *, relaunch: bool) -> StatusUpdate | None:
         """Claim the unit (``relaunch``: under its earlier claim) and start it; ``None`` if
         another runner claimed it first."""
-        workdir = unit.working_dir
+        workdir = _workdir_text(unit)
         try:
             out = reopen_claim(workdir) if relaunch else claim(workdir)
             if out is None:
                 return None
-            # Append: a launch that loses the race must not truncate the winner's output.
-            with os.fdopen(out, "ab") as out_file, open(workdir / STDERR_FILE, "ab") as err:
-                proc = subprocess.Popen(
-                    ["/bin/bash", SUBMIT_SCRIPT],
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_file,
-                    stderr=err,
-                    env=process_environment(self.inherit_env),
-                    start_new_session=True,  # survives the runner; killable as a group
-                )
+            try:
+                # Append: a launch that loses the race must not truncate the winner's output.
+                err_fd = os.open(f"{workdir}/{STDERR_FILE}", _APPEND, 0o644)
+                try:
+                    proc = subprocess.Popen(
+                        ["/bin/bash", SUBMIT_SCRIPT],
+                        cwd=workdir,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err_fd,
+                        env=process_environment(self.inherit_env),
+                        start_new_session=True,  # survives the runner; killable as a group
+                    )
+                finally:
+                    os.close(err_fd)
+            finally:
+                os.close(out)
         except OSError as err:
             log.warning("%s: could not start: %s", unit.name, err)
             return self._failed(rec, None, f"could not start: {err}")
@@ -407,6 +413,17 @@ class LocalDriver:
             if job_record is None:
                 continue
             cancel_unit(self._jobs.unit(job_record, rec.subjob_id).working_dir)
+
+
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+def _workdir_text(unit: Job) -> str:
+    """``unit.working_dir`` as a string, for a subjob without building a ``Path`` (per launch)."""
+    parent = getattr(unit, "parent", None)  # only a SubJob has one
+    if parent is None:
+        return os.fspath(unit.working_dir)
+    return f"{os.fspath(parent.working_dir)}/{subjob_id_of(unit)}"
 
 
 register_driver("local", LocalDriver, needs_runner=True)

@@ -166,7 +166,7 @@ def state_age(workdir: Path) -> float:
         return 0.0
 
 
-def claim(workdir: Path) -> int | None:
+def claim(workdir: str | os.PathLike[str]) -> int | None:
     """Take the unit in ``workdir`` to launch it: a descriptor of its new stdout, or ``None``.
 
     ``None`` means another runner has claimed it. The descriptor appends, so a
@@ -174,15 +174,17 @@ def claim(workdir: Path) -> int | None:
     """
     try:
         return os.open(
-            workdir / CLAIM_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND, 0o644
+            os.path.join(workdir, CLAIM_FILE),
+            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_APPEND,
+            0o644,
         )
     except FileExistsError:
         return None
 
 
-def reopen_claim(workdir: Path) -> int:
+def reopen_claim(workdir: str | os.PathLike[str]) -> int:
     """The stdout of a unit claimed earlier, to launch it again; restarts the claim's grace."""
-    fd = os.open(workdir / CLAIM_FILE, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
+    fd = os.open(os.path.join(workdir, CLAIM_FILE), os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
     os.utime(fd)
     return fd
 
