@@ -198,3 +198,21 @@ def machine() -> list[tuple[str, str]]:
         ("Grid Engine", _first_line(["qstat", "-help"]) or "not installed"),
         ("load average at start", load),
     ]
+
+
+def memory_fs() -> str | None:
+    """A memory file system to run in as well (``/dev/shm`` on Linux), if there is one.
+
+    On the disk of these machines, creating a file costs 0.15 to 1 ms depending on
+    how many were deleted shortly before; in memory, what is left is each side's
+    own work, so both places are measured.
+    """
+    try:
+        with open("/proc/mounts", encoding="utf-8") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "/dev/shm" and fields[2] == "tmpfs":
+                    return fields[1]
+    except OSError:
+        pass
+    return None
