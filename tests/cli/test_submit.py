@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import wait_until
@@ -194,3 +197,37 @@ def test_check_env_passes_a_captured_virtualenv(jf, tmp_path, fresh_venv, monkey
     assert jf("logs", "venvjob").out.strip() == f"prefix {fresh_venv}"
     dry = jf("submit", spec, "--dry-run")
     assert dry.code == 0 and "environment check: the setup runs" in dry.err
+
+
+def test_submitting_in_process_leaves_the_cycle_collector_as_it_was(jf, write_spec):
+    """The heap is frozen only by the `jobfleet` process itself, never in a caller's process."""
+    frozen = gc.get_freeze_count()
+    result = jf("submit", write_spec("gc", "true", n=3), "--watch")
+    assert result.code == 0, result.err
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
+def test_the_jobfleet_process_freezes_the_job_before_handing_it_over(write_spec, db):
+    """Run as a program, submit keeps the job's objects out of the collections that run
+    while its subjobs are prepared and watched."""
+    spec = write_spec("frozen", "true", n=50)
+    probe = "\n".join(
+        [
+            "import gc, sys",
+            "from jobfleet.cli import main",
+            "from jobfleet.fleet.orchestrator import Fleet",
+            "hand_over = Fleet.hand_over",
+            "def probe(self, *args, **kwargs):",
+            "    print('frozen', gc.get_freeze_count(), flush=True)",
+            "    return hand_over(self, *args, **kwargs)",
+            "Fleet.hand_over = probe",
+            "sys.argv = ['jobfleet', '--db', sys.argv[1], 'submit', sys.argv[2], '--no-runner']",
+            "main()",
+        ]
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(db), str(spec)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split("frozen", 1)[1].split()[0]) > 1000, done.stdout

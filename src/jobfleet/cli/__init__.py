@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from jobfleet.cli import backends, control, logs, report, status, submit, watch
-from jobfleet.cli.common import AppState
+from jobfleet.cli.common import AppState, own_the_process
 from jobfleet.errors import JobfleetError
 
 __all__ = ["cli", "main"]
@@ -81,6 +81,8 @@ def _fail(message: object, code: int) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``jobfleet`` command; exits with the command's code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:
+        own_the_process()
     debug = "--debug" in args[: args.index("--") if "--" in args else len(args)]
     try:
         code = cli.main(args=args, prog_name="jobfleet", standalone_mode=False)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from jobfleet.cli.common import err_console, out_console, state_of
+from jobfleet.cli.common import err_console, long_lived, out_console, state_of
 from jobfleet.cli.watch import BackgroundSubmission, watch_jobs
 from jobfleet.environment import check_setup
 from jobfleet.fleet import Fleet, RetryPolicy, get_driver
@@ -96,7 +96,8 @@ def submit(
 
     spec = load_spec(spec_path)
     backend, options = _backend(spec, backend_name)
-    job = spec.to_job()
+    with long_lived():
+        job = spec.to_job()
     if dry_run:
         _dry_run(out_console(), job, get_driver(backend, options), backend)
         return _report_environment(job, quiet_when_fine=False)
@@ -119,7 +120,8 @@ def submit(
 
     else:
         policy = RetryPolicy(spec.max_retries, spec.max_failed_fraction)
-        record = fleet.store_job(job, backend, options, policy=policy)
+        with long_lived():  # the job's description, as big as the job
+            record = fleet.store_job(job, backend, options, policy=policy)
 
         def hand_over(submitter: Fleet, progress: FleetProgress) -> int:
             return submitter.hand_over(record, job, None, progress)
