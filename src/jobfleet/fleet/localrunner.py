@@ -202,16 +202,12 @@ class LocalDriver:
         batch: list[tuple[int, str]] = []
         last = time.monotonic()
         limit = _RECORD_FIRST
-        base = os.fspath(job.working_dir)
         for unit in units:
-            subjob_id = subjob_id_of(unit)
-            # A subjob's directory is its id in its job's (SubJob.working_dir); as a
-            # string, since a big job prepares 100,000s of units here.
-            workdir = base if unit is job else f"{base}/{subjob_id}"
+            workdir = _workdir_text(unit)  # a string: a big job prepares 100,000s of units
             if unit is job or os.path.basename(workdir) in existing:
                 forget_attempt(Path(workdir))
             prepare(unit, self.render_script(unit), workdir=workdir)
-            batch.append((subjob_id, "local"))
+            batch.append((subjob_id_of(unit), "local"))
             # Commit in chunks (each a transaction) so progress shows and little is redone.
             if len(batch) >= limit or time.monotonic() - last > _RECORD_EVERY:
                 record(batch)
@@ -419,7 +415,8 @@ _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 
 
 def _workdir_text(unit: Job) -> str:
-    """``unit.working_dir`` as a string, for a subjob without building a ``Path`` (per launch)."""
+    """``unit.working_dir`` as a string, for a subjob without building a ``Path``: its id
+    in its job's directory (:attr:`SubJob.working_dir`). Runs per unit prepared and started."""
     parent = getattr(unit, "parent", None)  # only a SubJob has one
     if parent is None:
         return os.fspath(unit.working_dir)
