@@ -24,7 +24,7 @@ from jobfleet.resources import resources_from_args
 from jobfleet.status import JobStatus
 from jobfleet.workdir import STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT, read_exit_code
 
-__all__ = ["TIMEOUT", "WALLTIME_KILL_GRACE", "Local", "LocalResult"]
+__all__ = ["TIMEOUT", "WALLTIME_KILL_GRACE", "Local", "LocalResult", "start_wrapper"]
 
 log = logging.getLogger("jobfleet.backends.local")
 
@@ -35,6 +35,25 @@ WALLTIME_KILL_GRACE = 10.0
 
 
 _Event = tuple[str, Job, int | None, str]
+
+
+def start_wrapper(
+    workdir: str | os.PathLike[str], stdout: int, stderr: int, *, inherit_env: bool
+) -> subprocess.Popen[bytes]:
+    """Start the unit's wrapper script in ``workdir``, its output to the given descriptors.
+
+    In a session of its own: it survives the process that started it, and the whole
+    group can be signalled (a terminal's Ctrl-C reaches us, and we pass it on).
+    """
+    return subprocess.Popen(
+        ["/bin/bash", SUBMIT_SCRIPT],
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env=process_environment(inherit_env),
+        start_new_session=True,
+    )
 
 
 class LocalResult:
@@ -167,16 +186,7 @@ class Local(Backend):
         self.prepare(unit)
         workdir = unit.working_dir
         with open(workdir / STDOUT_FILE, "wb") as out, open(workdir / STDERR_FILE, "wb") as err:
-            proc = subprocess.Popen(
-                ["/bin/bash", SUBMIT_SCRIPT],
-                cwd=workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=process_environment(self.inherit_env),
-                # Own process group: a terminal's Ctrl-C reaches us, and we pass it on.
-                start_new_session=True,
-            )
+            proc = start_wrapper(workdir, out.fileno(), err.fileno(), inherit_env=self.inherit_env)
         with self._lock:
             self._running[unit] = proc
             stop_reason = self._stopping()

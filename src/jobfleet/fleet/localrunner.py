@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from jobfleet.backends.base import owner_of
-from jobfleet.backends.local import TIMEOUT, WALLTIME_KILL_GRACE
-from jobfleet.environment import process_environment
+from jobfleet.backends.local import TIMEOUT, WALLTIME_KILL_GRACE, start_wrapper
 from jobfleet.errors import SpecError
 from jobfleet.fleet.driver import (
     CANCELLED,
@@ -71,7 +70,6 @@ from jobfleet.status import reason_for_exit_code
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import (
     STDERR_FILE,
-    SUBMIT_SCRIPT,
     collect_outputs,
     prepare,
     read_exit_code,
@@ -377,15 +375,7 @@ class LocalDriver:
                 # Append: a launch that loses the race must not truncate the winner's output.
                 err_fd = os.open(f"{workdir}/{STDERR_FILE}", _APPEND, 0o644)
                 try:
-                    proc = subprocess.Popen(
-                        ["/bin/bash", SUBMIT_SCRIPT],
-                        cwd=workdir,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=err_fd,
-                        env=process_environment(self.inherit_env),
-                        start_new_session=True,  # survives the runner; killable as a group
-                    )
+                    proc = start_wrapper(workdir, out, err_fd, inherit_env=self.inherit_env)
                 finally:
                     os.close(err_fd)
             finally:
