@@ -325,3 +325,29 @@ def test_an_earlier_attempts_end_is_not_taken_for_the_new_one(store, make_job):
     sub = store.subjobs(record.id)[0]
     assert (sub.attempt, sub.exit_code) == (2, 3)
     assert (job.working_dir / "runs").read_text() == "run\nrun\n"
+
+
+def test_a_launch_under_way_counts_as_ours(store, make_job, monkeypatch):
+    # Units start between polls, as others end. A poll that finds a unit claimed but not
+    # yet started must count it as this runner's own: taken for another runner's, it
+    # lowered the job's limit until the next poll (one unit at a time instead of two).
+    job = make_job("busy", "true", n=100)
+    record = Fleet(store).submit_job(job, "local", {"max_processes": 2})
+    driver = LocalDriver()
+    others_seen: list[dict[int, int]] = []
+    plan = driver._launcher.plan
+
+    def plan_and_note(queued, limits, others):
+        others_seen.append(dict(others))
+        return plan(queued, limits, others)
+
+    monkeypatch.setattr(driver._launcher, "plan", plan_and_note)
+    wait_until(
+        lambda: (
+            _poll(driver, store) is not None and set(_statuses(store, record.id)) == {"completed"}
+        ),
+        step=0.005,
+        what="all 100 units to complete",
+    )
+    assert len(others_seen) > 10  # polls made while units were being launched
+    assert [o for o in others_seen if o] == []

@@ -158,6 +158,10 @@ class LocalDriver:
         # Its own lock, not the launcher's: a poll must not wait for a launch (a fork) to
         # look a child up. Taken after the launcher's lock where both are held.
         self._children_lock = threading.Lock()
+        # Attempts being launched right now (claimed, not yet in _children): a poll that
+        # finds their claim must count them as ours, or it halves the job's limit till
+        # the next poll (it did, a third of the time, with many short units).
+        self._launching: set[_ChildKey] = set()
         # Units the last full check found unclaimed (no claim, no state file); trusted until
         # _unclaimed_until, so a poll of 10,000 queued units does not stat them all each time.
         self._unclaimed: set[tuple[int, int]] = set()
@@ -254,7 +258,7 @@ class LocalDriver:
                 updates.append(update)
             if is_running:
                 with self._children_lock:
-                    ours = child_key in self._children
+                    ours = child_key in self._children or child_key in self._launching
                 if not ours:
                     others[rec.job_id] = others.get(rec.job_id, 0) + 1
             elif update is None:
@@ -367,28 +371,43 @@ class LocalDriver:
         """Claim the unit (``relaunch``: under its earlier claim) and start it; ``None`` if
         another runner claimed it first."""
         workdir = _workdir_text(unit)
+        key = _child_key(rec)
+        with self._children_lock:
+            self._launching.add(key)  # before the claim exists: no poll sees it as others'
+        error: OSError | None = None
         try:
-            out = reopen_claim(workdir) if relaunch else claim(workdir)
-            if out is None:
-                return None
-            try:
-                # Append: a launch that loses the race must not truncate the winner's output.
-                err_fd = os.open(f"{workdir}/{STDERR_FILE}", _APPEND, 0o644)
-                try:
-                    proc = start_wrapper(workdir, out, err_fd, inherit_env=self.inherit_env)
-                finally:
-                    os.close(err_fd)
-            finally:
-                os.close(out)
+            proc = self._start_claimed(workdir, relaunch)
         except OSError as err:
-            log.warning("%s: could not start: %s", unit.name, err)
-            return self._failed(rec, None, f"could not start: {err}")
+            proc, error = None, err
         with self._launcher.lock:
             with self._children_lock:
-                self._children[_child_key(rec)] = proc
-            self._launcher.watch(rec.job_id, proc)
+                self._launching.discard(key)
+                if proc is not None:
+                    self._children[key] = proc
+            if proc is not None:
+                self._launcher.watch(rec.job_id, proc)
+        if error is not None:
+            log.warning("%s: could not start: %s", unit.name, error)
+            return self._failed(rec, None, f"could not start: {error}")
+        if proc is None:
+            return None
         log.info("%s: started (pid %d)", unit.name, proc.pid)
         return StatusUpdate(rec.job_id, rec.subjob_id, "running")
+
+    def _start_claimed(self, workdir: str, relaunch: bool) -> subprocess.Popen[bytes] | None:
+        """Claim the unit in ``workdir`` and start its wrapper; ``None`` if claimed already."""
+        out = reopen_claim(workdir) if relaunch else claim(workdir)
+        if out is None:
+            return None
+        try:
+            # Append: a launch that loses the race must not truncate the winner's output.
+            err_fd = os.open(f"{workdir}/{STDERR_FILE}", _APPEND, 0o644)
+            try:
+                return start_wrapper(workdir, out, err_fd, inherit_env=self.inherit_env)
+            finally:
+                os.close(err_fd)
+        finally:
+            os.close(out)
 
     # -- cancel ------------------------------------------------------------------------------
 
