@@ -301,6 +301,17 @@ def test_subjob_filters(store: Store) -> None:
     assert ids(store.subjobs(job.id, ids=range(4), statuses=["submitted", "running"])) == [1, 2]
     assert store.subjobs(job.id, ids=[]) == []
     assert store.counts(job.id) == {"init": 3, "submitted": 2, "running": 1}
+    # Units in init after an attempt (reset for a retry) and failed ones stay; never
+    # submitted ones go.
+    store.update_statuses([StatusUpdate(job.id, 4, "failed", exit_code=1)])
+    store.reset_for_retry(job.id, [1])
+    store.update_statuses([StatusUpdate(job.id, 3, "failed", reason="cancelled")])  # attempt 0
+    open_ones = store.subjobs(job.id, statuses=["init", "failed"], submitted_once=True)
+    assert [(r.subjob_id, r.status) for r in open_ones] == [
+        (1, "init"),
+        (3, "failed"),
+        (4, "failed"),
+    ]
 
 
 def test_active_by_backend(store: Store) -> None:

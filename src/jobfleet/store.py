@@ -404,9 +404,12 @@ class Store:
         *,
         statuses: Iterable[str] | None = None,
         ids: Iterable[int] | None = None,
+        submitted_once: bool = False,
     ) -> list[SubjobRecord]:
-        """A job's subjobs ordered by id, optionally only those in ``statuses``/``ids``."""
-        rows = self._select_subjobs(SUBJOB_COLS, job_id, statuses, ids)
+        """A job's subjobs ordered by id, optionally only those in ``statuses``/``ids``;
+        ``submitted_once``: without the units in init that were never submitted (a big
+        job's while it is being submitted, which a watcher only needs to count)."""
+        rows = self._select_subjobs(SUBJOB_COLS, job_id, statuses, ids, submitted_once)
         return list(map(SubjobRecord._make, rows))
 
     def subjob_ids(
@@ -425,8 +428,11 @@ class Store:
         job_id: int,
         statuses: Iterable[str] | None,
         ids: Iterable[int] | None,
+        submitted_once: bool = False,
     ) -> list[Any]:
         sql = f"SELECT {columns} FROM subjobs WHERE job_id = ?"
+        if submitted_once:
+            sql += " AND NOT (status = 'init' AND attempt = 0)"
         params: list[Any] = [job_id]
         # json_each binds any number of values as one parameter (no 999-variable limit).
         if statuses is not None:

@@ -351,3 +351,29 @@ def test_a_launch_under_way_counts_as_ours(store, make_job, monkeypatch):
     )
     assert len(others_seen) > 10  # polls made while units were being launched
     assert [o for o in others_seen if o] == []
+
+
+def test_a_known_jobs_unit_claimed_elsewhere_is_then_followed_by_its_files(store, make_job):
+    # A runner takes the units of a job its own process just stored as unclaimed without
+    # looking at their files. If another runner launched one meanwhile, its claim fails
+    # and from then on the unit's files tell what became of it.
+    job = make_job("known", WAIT_FOR_GO, n=2)
+    fleet = Fleet(store)
+    record = fleet.store_job(job, "local")
+    ours = LocalDriver({"max_processes": 2})
+    ours.know_job(record, job)
+    fleet.hand_over(record, job, None, None)
+    other = LocalDriver({"max_processes": 2})
+    active = store.active("local")
+    launched = other.poll({record.id: record}, active[:1])  # not applied: still "submitted"
+    assert [(u.subjob_id, u.status) for u in launched] == [(0, "running")]
+    assert _poll(ours, store) == ["1:running"]  # its claim of 0 failed; 1 is its own
+    (job.working_dir / "go").touch()
+    wait_until(
+        lambda: _poll(ours, store) is not None and _statuses(store, record.id) == ["completed"] * 2,
+        what="both units to be seen completed by the runner that knew the job",
+    )
+    assert sorted((job.working_dir / str(i) / "stdout").read_text() for i in (0, 1)) == [
+        "unit 0 ran\n",
+        "unit 1 ran\n",
+    ]

@@ -40,7 +40,9 @@ The contract, which every driver implements (structurally, see :class:`Driver`):
 
 Optional: ``render_script(unit) -> str``, the script the driver would write for
 a unit (``jobfleet submit --dry-run`` shows it); without it the plain wrapper
-(:func:`jobfleet.workdir.render_wrapper`) is shown.
+(:func:`jobfleet.workdir.render_wrapper`) is shown. Optional too:
+``know_job(record, job)``, given a job that this process built and stored, for a
+driver that only reads units to poll it instead of rebuilding it from the store.
 
 Drivers register with :func:`register_driver`. The names in
 :data:`KNOWN_DRIVER_NAMES` that are not registered yet are looked up lazily by
@@ -261,6 +263,10 @@ class JobCache:
 
     def unit(self, record: JobRecord, subjob_id: int) -> Job:
         return unit_of(self.job(record), subjob_id)
+
+    def remember(self, record: JobRecord, job: Job) -> None:
+        """Use ``job`` itself for ``record`` (it was stored from it), not a rebuilt copy."""
+        self._jobs[(record.id, record.created_at)] = job
 
     def forget(self, job_id: int) -> None:
         for key in [k for k in self._jobs if k[0] == job_id]:

@@ -105,6 +105,8 @@ class Fleet:
         self._records: dict[int, JobRecord] = {}
         self._held: set[str] = set()  # backends whose poll lease this fleet holds
         self._stop_logged: set[int] = set()
+        # Jobs this fleet stored, for its poll drivers that can use them as built.
+        self._built: dict[int, tuple[JobRecord, Job]] = {}
 
     def __repr__(self) -> str:
         return f"Fleet({self.store!r}, owner={self.owner!r})"
@@ -122,6 +124,7 @@ class Fleet:
     def forget(self, job_id: int) -> None:
         """Drop what is cached about a job (after it was removed)."""
         self._records.pop(job_id, None)
+        self._built.pop(job_id, None)
 
     def driver_for(self, record: JobRecord) -> Driver:
         """A driver built from the options ``record`` was submitted with."""
@@ -133,7 +136,10 @@ class Fleet:
         key = (backend, options)
         if key not in self._poll_drivers:
             values = {name: json.loads(value) for name, value in options}
-            self._poll_drivers[key] = get_driver(backend, values)
+            self._poll_drivers[key] = driver = get_driver(backend, values)
+            for record, job in self._built.values():
+                if record.backend == backend:
+                    _share_job(driver, record, job)
         return self._poll_drivers[key]
 
     def _poll_groups(
@@ -250,7 +256,8 @@ class Fleet:
             job.split()
         check_job(job)
         _check_writable(job.working_dir)
-        get_driver(backend_name, options)  # unknown backend or bad options: fail before storing
+        # Unknown backend or bad options: fail before storing.
+        driver = get_driver(backend_name, options)
         ids = sorted(job.subjobs) or [WHOLE_JOB]
         record = self.store.add_job(
             job.name,
@@ -262,6 +269,11 @@ class Fleet:
             max_failed_fraction=policy.max_failed_fraction,
         )
         self._records[record.id] = record
+        if callable(getattr(driver, "know_job", None)):
+            self._built[record.id] = (record, job)
+            for (backend, _), poll_driver in self._poll_drivers.items():
+                if backend == backend_name:
+                    _share_job(poll_driver, record, job)
         return record
 
     def resume_job(self, ref: str | int, *, progress: Progress | None = None) -> int:
@@ -367,19 +379,21 @@ class Fleet:
         )
 
     def _open_view(self, job_id: int) -> tuple[list[SubjobRecord], dict[str, int]]:
-        """The job's init and failed units, and its counts by status.
+        """The job's failed units and those in init after an attempt, and its counts by
+        status (units never submitted are only counted: 10,000 of them while a big job
+        is being submitted were read twice per cycle).
 
         Two reads instead of every subjob per cycle. The units first: a unit that
         moves in between (reset for a retry, then submitted) is then counted as
         active by the second read, so a job never looks ended too early.
         """
-        open_records = self.store.subjobs(job_id, statuses=OPEN_STATUSES)
+        open_records = self.store.subjobs(job_id, statuses=OPEN_STATUSES, submitted_once=True)
         return open_records, self.store.counts(job_id)
 
     def progress(self, record: JobRecord) -> JobProgress:
         """Where ``record``'s job stands, read from the store."""
         open_records, counts = self._open_view(record.id)
-        unsubmitted = any(r.status == "init" and r.attempt == 0 for r in open_records)
+        unsubmitted = counts.get("init", 0) > sum(1 for r in open_records if r.status == "init")
         return JobProgress.from_counts(
             record.id,
             record.name,
@@ -445,3 +459,10 @@ class Fleet:
         first = self.job_record(job_ids[0])
         log_file = Job(first.name, job_dict=first.description).working_dir / RUNNER_LOG
         return spawn_runner(self.store.path, [str(i) for i in job_ids], log_file)
+
+
+def _share_job(driver: Driver, record: JobRecord, job: Job) -> None:
+    """Hand a poll driver a job this process stored, if it can poll it as built."""
+    know_job = getattr(driver, "know_job", None)
+    if know_job is not None:
+        know_job(record, job)

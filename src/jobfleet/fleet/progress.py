@@ -120,7 +120,8 @@ class JobProgress:
         *,
         submitting: bool,
     ) -> JobProgress:
-        """From the counts by status and only the job's ``init`` and ``failed`` units.
+        """From the counts by status and only the job's ``init`` and ``failed`` units (of
+        which the ``init`` units never submitted may be left out).
 
         A watcher with 10,000 subjobs then reads a handful of rows per cycle, not all.
         """
@@ -135,7 +136,8 @@ class JobProgress:
             total=total,
             retry_due=len(plan.due),
             retry_pending=len(plan.pending),
-            unsubmitted=sum(1 for r in records if r.status == "init" and r.attempt == 0),
+            # Counted, not listed: the records may leave out the units never submitted.
+            unsubmitted=max(0, counts.get("init", 0) - len(plan.pending)),
             retries_stopped=plan.stopped,
             submitting=submitting,
         )
