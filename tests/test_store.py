@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobfleet import _schema
-from jobfleet import store as store_mod
+from jobfleet.store import connection as store_connection
 from jobfleet.errors import DuplicateJobError, JobfleetError, JobNotFoundError, StoreError
 from jobfleet.store import (
     DEFAULT_DB_ENV,
@@ -601,7 +601,7 @@ def test_lease_owners_expiry_takeover_renewal(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1_000.0]
-    monkeypatch.setattr(store_mod, "_now", lambda: clock[0])
+    monkeypatch.setattr(store_connection, "now", lambda: clock[0])
 
     assert store.acquire_lease("poll:local", "A", ttl=10)
     assert not store.acquire_lease("poll:local", "B", ttl=10)

@@ -15,14 +15,12 @@ twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from jobfleet.fleet.leases import (
     submission_lease,
 )
 from jobfleet.fleet.policy import RetryPolicy, policy_of
+from jobfleet.fleet.polldrivers import PollDrivers
 from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, plan_retries
 from jobfleet.fleet.recorder import BatchRecorder
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
@@ -63,8 +62,6 @@ log = logging.getLogger("jobfleet.fleet.orchestrator")
 
 #: Called with the number of units just recorded as submitted (to advance a progress bar).
 Progress = Callable[[int], None]
-#: A poll driver: its backend and the (name, JSON value) pairs of its poll options.
-_PollKey = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class JobActiveError(JobfleetError):
@@ -100,13 +97,10 @@ class Fleet:
         self.store = store
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease_ttl = lease_ttl if lease_ttl is not None else default_ttl()
-        self._poll_drivers: dict[_PollKey, Driver] = {}
-        self._polled: set[_PollKey] = set()  # the poll drivers that had units last time
+        self._poll_drivers = PollDrivers()
         self._records: dict[int, JobRecord] = {}
         self._held: set[str] = set()  # backends whose poll lease this fleet holds
         self._stop_logged: set[int] = set()
-        # Jobs this fleet stored, for its poll drivers that can use them as built.
-        self._built: dict[int, tuple[JobRecord, Job]] = {}
 
     def __repr__(self) -> str:
         return f"Fleet({self.store!r}, owner={self.owner!r})"
@@ -124,39 +118,11 @@ class Fleet:
     def forget(self, job_id: int) -> None:
         """Drop what is cached about a job (after it was removed)."""
         self._records.pop(job_id, None)
-        self._built.pop(job_id, None)
+        self._poll_drivers.forget(job_id)
 
     def driver_for(self, record: JobRecord) -> Driver:
         """A driver built from the options ``record`` was submitted with."""
         return get_driver(record.backend, record.backend_options)
-
-    def _poll_driver(self, backend: str, options: tuple[tuple[str, str], ...] = ()) -> Driver:
-        # One long-lived driver per backend and set of poll options (usually one per
-        # backend): the local one keeps its child processes.
-        key = (backend, options)
-        if key not in self._poll_drivers:
-            values = {name: json.loads(value) for name, value in options}
-            self._poll_drivers[key] = driver = get_driver(backend, values)
-            for record, job in self._built.values():
-                if record.backend == backend:
-                    _share_job(driver, record, job)
-        return self._poll_drivers[key]
-
-    def _poll_groups(
-        self, backend: str, active: Sequence[SubjobRecord], job_records: Mapping[int, JobRecord]
-    ) -> dict[tuple[tuple[str, str], ...], list[SubjobRecord]]:
-        """The active units grouped by the values of the options their driver polls with
-        (``exit_code_grace``, ``hold_timeout``...), so a job's own values are honoured."""
-        names: frozenset[str] = getattr(self._poll_driver(backend), "poll_options", frozenset())
-        keys: dict[int, tuple[tuple[str, str], ...]] = {}
-        for job_id, record in job_records.items():
-            chosen = {k: v for k, v in record.backend_options.items() if k in names}
-            keys[job_id] = tuple((k, json.dumps(chosen[k], sort_keys=True)) for k in sorted(chosen))
-        groups: dict[tuple[tuple[str, str], ...], list[SubjobRecord]] = {}
-        for unit in active:
-            if unit.job_id in keys:
-                groups.setdefault(keys[unit.job_id], []).append(unit)
-        return groups
 
     def holds(self, backend: str) -> bool:
         """Whether this fleet held ``poll:<backend>`` at its last watch step."""
@@ -269,11 +235,7 @@ class Fleet:
             max_failed_fraction=policy.max_failed_fraction,
         )
         self._records[record.id] = record
-        if callable(getattr(driver, "know_job", None)):
-            self._built[record.id] = (record, job)
-            for (backend, _), poll_driver in self._poll_drivers.items():
-                if backend == backend_name:
-                    _share_job(poll_driver, record, job)
+        self._poll_drivers.stored(record, job, driver)
         return record
 
     def resume_job(self, ref: str | int, *, progress: Progress | None = None) -> int:
@@ -303,16 +265,7 @@ class Fleet:
     def pause(self, seconds: float) -> None:
         """Wait until the next watch step: ``seconds``, or less when a driver this fleet
         polls learns of a change sooner (the local driver when a unit's process ends)."""
-        waits = [
-            getattr(self._poll_drivers[key], "wait_for_change", None)
-            for key in sorted(self._polled)
-            if key[0] in self._held
-        ]
-        wait = next((w for w in waits if w is not None), None)
-        if wait is None:
-            time.sleep(seconds)
-        else:
-            wait(seconds)
+        self._poll_drivers.pause(seconds, self._held)
 
     def _poll(self, backend: str) -> set[int]:
         """Poll the driver once for all active units of ``backend``; job ids with new failures."""
@@ -324,12 +277,10 @@ class Fleet:
             with contextlib.suppress(JobNotFoundError):  # removed since active() read it
                 job_records[job_id] = self.job_record(job_id)
         updates: list[StatusUpdate] = []
-        groups = self._poll_groups(backend, active, job_records)
-        self._polled = {k for k in self._polled if k[0] != backend}
-        self._polled |= {(backend, options) for options in groups}
+        groups = self._poll_drivers.groups(backend, active, job_records)
         for options, units in groups.items():
             try:
-                updates += self._poll_driver(backend, options).poll(job_records, units)
+                updates += self._poll_drivers.get(backend, options).poll(job_records, units)
             except (JobfleetError, OSError) as err:
                 log.warning("polling backend %r failed (will try again): %s", backend, err)
         if updates:
@@ -409,17 +360,11 @@ class Fleet:
 
         Safe from another thread (a background submission calls it).
         """
-        for driver in list(self._poll_drivers.values()):
-            wake = getattr(driver, "wake", None)
-            if wake is not None:
-                wake()
+        self._poll_drivers.wake()
 
     def stop_launching(self) -> None:
         """Make the drivers this fleet polls start nothing more (local: no new processes)."""
-        for driver in self._poll_drivers.values():
-            stop = getattr(driver, "stop_launching", None)
-            if stop is not None:
-                stop()
+        self._poll_drivers.stop_launching()
 
     def stop_watching(self) -> list[int]:
         """Release the poll leases this fleet holds, handing over to a new runner if needed.
@@ -459,10 +404,3 @@ class Fleet:
         first = self.job_record(job_ids[0])
         log_file = Job(first.name, job_dict=first.description).working_dir / RUNNER_LOG
         return spawn_runner(self.store.path, [str(i) for i in job_ids], log_file)
-
-
-def _share_job(driver: Driver, record: JobRecord, job: Job) -> None:
-    """Hand a poll driver a job this process stored, if it can poll it as built."""
-    know_job = getattr(driver, "know_job", None)
-    if know_job is not None:
-        know_job(record, job)
