@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobfleet import _schema
-from jobfleet.store import connection as store_connection
 from jobfleet.errors import DuplicateJobError, JobfleetError, JobNotFoundError, StoreError
 from jobfleet.store import (
     DEFAULT_DB_ENV,
@@ -41,6 +40,7 @@ from jobfleet.store import (
     SubjobRecord,
     default_db_path,
 )
+from jobfleet.store import connection as store_connection
 
 CTX = mp.get_context("spawn")
 DEADLINE = 120.0  # generous: only reached when something is truly stuck
