@@ -304,7 +304,7 @@ class LocalDriver:
                 self._children.pop(_child_key(rec), None)
             return self._failed(rec, None, CANCELLED), False
         if info.exit_code is not None:
-            return self._ended(rec, unit, None), False
+            return self._ended(rec, unit, None, info.exit_code), False
         if not info.settled:
             if state_age(workdir) > CLAIM_GRACE:  # died while writing it
                 return self._failed(rec, None, LOST_NO_EXIT_CODE), False
@@ -342,13 +342,17 @@ class LocalDriver:
         if walltime is not None and state_age(unit.working_dir) > walltime:
             terminate_for_walltime(unit.working_dir, info.pid, walltime, WALLTIME_KILL_GRACE)
 
-    def _ended(self, rec: SubjobRecord, unit: Job, pid: int | None) -> StatusUpdate:
-        """The final update of a unit that has ended; ``pid``: its process, if known."""
+    def _ended(
+        self, rec: SubjobRecord, unit: Job, pid: int | None, exit_code: int | None = None
+    ) -> StatusUpdate:
+        """The final update of a unit that has ended; ``pid``: its process, if known;
+        ``exit_code``: what its state file said, if it was just read."""
         with self._children_lock:
             child = self._children.pop(_child_key(rec), None)
         if child is not None and child.pid != pid:
             child = None  # ours lost the launch race; another process ran the unit
-        exit_code = read_exit_code(unit.working_dir)
+        if exit_code is None:
+            exit_code = read_exit_code(unit.working_dir)
         if (unit.working_dir / TIMEOUT_FILE).exists():
             return self._failed(rec, exit_code, TIMEOUT)
         if exit_code is None and child is not None:
