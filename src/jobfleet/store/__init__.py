@@ -112,7 +112,15 @@ class Store(LeaseTable):
             description_text = json.dumps(description, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise StoreError(f"{self.path}: job {name!r} cannot be stored as JSON: {exc}") from exc
-        created = connection.now()
+        values = (
+            name,
+            backend,
+            options_text,
+            description_text,
+            max_retries,
+            connection.now(),
+            max_failed_fraction,
+        )
         with self._txn(f"adding job {name!r}", write=True) as conn:
             # We hold the write lock, so check-then-insert cannot race.
             if conn.execute("SELECT 1 FROM jobs WHERE name = ?", (name,)).fetchone():
@@ -120,15 +128,7 @@ class Store(LeaseTable):
             cur = conn.execute(
                 "INSERT INTO jobs (name, backend, backend_options, description, max_retries,"
                 " created_at, max_failed_fraction) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    backend,
-                    options_text,
-                    description_text,
-                    max_retries,
-                    created,
-                    max_failed_fraction,
-                ),
+                values,
             )
             job_id = cur.lastrowid
             assert job_id is not None
@@ -138,17 +138,8 @@ class Store(LeaseTable):
                 (job_id, json.dumps([int(i) for i in ids])),
             )
         log.info("%s: added job %r (id %d, %d subjobs)", self.path, name, job_id, len(ids))
-        row = (
-            job_id,
-            name,
-            backend,
-            options_text,
-            description_text,
-            max_retries,
-            created,
-            max_failed_fraction,
-        )
-        return job_from_row(row)  # round-tripped through JSON, exactly as get_job would return it
+        # Round-tripped through JSON, exactly as get_job would return it.
+        return job_from_row((job_id, *values))
 
     def get_job(self, ref: str | int) -> JobRecord:
         """Find a job by id (an int or an all-digit string) or else by name."""
