@@ -145,7 +145,10 @@ def test_ctrl_c_during_submission_then_resume(
             return store.counts(jobs[0].id).get("submitted", 0) if jobs else 0
 
     proc = jobfleet_process("submit", str(spec))
-    wait_until(lambda: recorded() >= 100, timeout=120, what="the first units recorded")
+    # At the first recorded batch (16 units; the next ones are of up to 1,000): waiting
+    # for 100 meant waiting for 1,016, and once the remaining 484 were prepared before
+    # the signal arrived, so the submission had ended instead of being interrupted.
+    wait_until(lambda: recorded() >= 1, timeout=120, what="the first units recorded")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     with Store(db) as store:
