@@ -42,7 +42,7 @@ from jobfleet.fleet.leases import (
 )
 from jobfleet.fleet.policy import RetryPolicy, policy_of
 from jobfleet.fleet.polldrivers import PollDrivers
-from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, plan_retries
+from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, never_submitted, plan_retries
 from jobfleet.fleet.recorder import BatchRecorder
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
 from jobfleet.job import Job
@@ -344,7 +344,7 @@ class Fleet:
     def progress(self, record: JobRecord) -> JobProgress:
         """Where ``record``'s job stands, read from the store."""
         open_records, counts = self._open_view(record.id)
-        unsubmitted = counts.get("init", 0) > sum(1 for r in open_records if r.status == "init")
+        unsubmitted = never_submitted(counts, open_records) > 0
         return JobProgress.from_counts(
             record.id,
             record.name,

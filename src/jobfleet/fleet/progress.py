@@ -15,6 +15,7 @@ __all__ = [
     "JobProgress",
     "RetryPlan",
     "job_status",
+    "never_submitted",
     "plan_retries",
     "retryable",
 ]
@@ -32,6 +33,14 @@ def retryable(record: SubjobRecord, policy: RetryPolicy) -> bool:
         return False
     reason = record.reason or ""
     return not reason.startswith(_NO_RETRY_PREFIXES)
+
+
+def never_submitted(counts: Mapping[str, int], open_records: Iterable[SubjobRecord]) -> int:
+    """How many units are in init without ever having been submitted: counted, not
+    listed (``open_records`` may leave them out), as all init units less those listed
+    in init after an attempt."""
+    attempted = sum(1 for r in open_records if r.status == "init" and r.attempt > 0)
+    return max(0, counts.get("init", 0) - attempted)
 
 
 def job_status(counts: Mapping[str, int]) -> str:
@@ -136,8 +145,7 @@ class JobProgress:
             total=total,
             retry_due=len(plan.due),
             retry_pending=len(plan.pending),
-            # Counted, not listed: the records may leave out the units never submitted.
-            unsubmitted=max(0, counts.get("init", 0) - len(plan.pending)),
+            unsubmitted=never_submitted(counts, records),
             retries_stopped=plan.stopped,
             submitting=submitting,
         )
