@@ -175,11 +175,11 @@ class LocalDriver:
         return f"LocalDriver(max_processes={self.max_processes})"
 
     def know_job(self, record: JobRecord, job: Job) -> None:
-        """A job this process has just stored (as ``record``), before any unit of it is
-        submitted: polls use it as it is (they only read units; rebuilding 10,000 subjobs
-        took 0.1 s before the first start) and take its units as unclaimed until the next
-        full check (only this runner claims them; if another got one, our claim fails and
-        the unit's files are checked from then on)."""
+        """A job this process stored (as ``record``): polls use it as it is (they only
+        read units; rebuilding 10,000 subjobs took 0.1 s before the first start) and take
+        its units as unclaimed until the next full check. Only the poll lease holder
+        claims units; if another runner got one first, our claim fails and the unit's
+        files are checked from then on."""
         self._jobs.remember(record, job)
         self._unclaimed.update((record.id, sid) for sid in (job.subjobs or (WHOLE_JOB,)))
 
