@@ -19,7 +19,7 @@ from jobfleet.fleet.localrunner import (
     process_started_at,
 )
 from jobfleet.fleet.unitfiles import LOST_RACE_EXIT, STATE_FILE, read_state, take_for_cancel
-from jobfleet.store import Store
+from jobfleet.store import StatusUpdate, Store
 from jobfleet.workdir import EXIT_CODE_FILE
 
 from .conftest import run_until_ended
@@ -317,8 +317,9 @@ def test_an_earlier_attempts_end_is_not_taken_for_the_new_one(store, make_job):
     assert _poll(driver, store) == ["0:running"]
     first = driver._children[(record.id, 0, 1)]
     wait_until(lambda: first.poll() is not None, what="attempt 1 to end")
-    # Before this runner polls again, the unit is cancelled and submitted again.
-    assert cancel(fleet, record.id) == 1
+    # Before this runner polls again, another watcher records the end and the unit is
+    # submitted again.
+    store.update_statuses([StatusUpdate(record.id, 0, "failed", exit_code=3, reason="exit 3")])
     assert resubmit(fleet, record.id, failed_only=True) == 1
     assert _poll(driver, store) == ["0:running"]  # attempt 2 starts; 1's exit is not its
     wait_until(lambda: _poll(driver, store) == ["0:failed"])

@@ -15,6 +15,7 @@ from jobfleet.fleet.control import cancel, remove, resubmit
 from jobfleet.fleet.driver import BackendOptionsError, driver_availability, driver_names
 from jobfleet.fleet.progress import job_status
 from jobfleet.store import StatusUpdate
+from jobfleet.workdir import EXIT_CODE_FILE
 
 from .conftest import run_until_ended
 from .fakedriver import NAME, FakeDriver
@@ -194,6 +195,23 @@ def test_cancel_marks_the_store_before_the_driver_acts(store, make_job):
     store.update_statuses([StatusUpdate(record.id, 0, "completed", exit_code=0)])
     assert store.subjobs(record.id)[0].reason == "cancelled"
     assert cancel(fleet, record.id, [0]) == 0
+
+
+def test_cancel_leaves_a_unit_that_ended_before_it_to_the_next_poll(store, make_job):
+    FakeDriver.outcome = lambda job, sub: None  # the scheduler has not reported anything yet
+    fleet = Fleet(store)
+    job = make_job("raced", "true", n=3)
+    record = fleet.submit_job(job, NAME)
+    # Unit 1's command has ended (its wrapper wrote the exit code), unrecorded so far.
+    finished = job.subjobs[1].working_dir
+    finished.mkdir(parents=True)
+    (finished / EXIT_CODE_FILE).write_text("0\n")
+    assert cancel(fleet, record.id) == 2
+    assert [ids for ids, _ in FakeDriver.cancels] == [[0, 2]]
+    assert [s.status for s in store.subjobs(record.id)] == ["failed", "submitted", "failed"]
+    FakeDriver.outcome = None  # the scheduler now says it completed
+    assert run_until_ended(fleet, [record.id])[record.id].counts == {"completed": 1, "failed": 2}
+    assert store.subjobs(record.id, ids=[1])[0].reason is None
 
 
 def test_cancelled_units_are_not_retried(store, make_job):

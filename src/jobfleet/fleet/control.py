@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from jobfleet.fleet.driver import CANCELLED
+from jobfleet.fleet.driver import CANCELLED, unit_of
 from jobfleet.fleet.orchestrator import Fleet, JobActiveError, Progress
 from jobfleet.job import Job
-from jobfleet.store import StatusUpdate
+from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
+from jobfleet.workdir import read_exit_code
 
 __all__ = ["cancel", "remove", "resubmit"]
 
@@ -30,11 +31,19 @@ def cancel(
     is sticky, so how the scheduler later says they ended cannot replace the
     reason. Then the driver stops them. Holding the job's submission lease
     keeps a concurrent submission from handing over a unit being cancelled.
+
+    A unit whose command has already ended (its exit code file says how) but
+    that no poll has recorded yet is left alone: the next poll records its true
+    status and collects its outputs, instead of a cancel hiding a result.
     """
     store = fleet.store
     record = fleet.job_record(ref)
     with fleet.lease_submission(record):
         targets = store.subjobs(record.id, statuses=_UNFINISHED, ids=subjob_ids)
+        ended = _ended_unrecorded(record, targets)
+        if ended:
+            log.info("job %s: %d units ended before the cancel", record.name, len(ended))
+            targets = [r for r in targets if r.subjob_id not in ended]
         if not targets:
             return 0
         store.update_statuses(
@@ -45,6 +54,19 @@ def cancel(
             fleet.driver_for(record).cancel({record.id: record}, handed_over)
     log.info("job %s: cancelled %d units", record.name, len(targets))
     return len(targets)
+
+
+def _ended_unrecorded(record: JobRecord, targets: Sequence[SubjobRecord]) -> set[int]:
+    """Ids of the handed-over ``targets`` whose exit code file holds their exit code."""
+    handed_over = [r for r in targets if r.status != "init"]
+    if not handed_over:
+        return set()
+    job = Job(record.name, job_dict=record.description)
+    return {
+        r.subjob_id
+        for r in handed_over
+        if read_exit_code(unit_of(job, r.subjob_id).working_dir) is not None
+    }
 
 
 def resubmit(
