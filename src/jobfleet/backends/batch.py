@@ -6,7 +6,9 @@ rest once for all of them: preparing working directories, grouping subjobs
 into native arrays, running commands (through :func:`~jobfleet.commands.run_command`),
 recording native ids, polling with one status query for all active units,
 resolving units that left the queue, cancelling, and holding submission back
-under a global job limit.
+under a global job limit. The values the pure functions exchange are in
+:mod:`jobfleet.backends.native`; submitting a script without ever sending it
+twice is :mod:`jobfleet.backends.submission`.
 
 The contract a scheduler backend fills (all methods pure unless noted):
 
@@ -49,18 +51,16 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import tenacity
-
 from jobfleet.backends.base import Backend, JobLike, owner_of, units_of
+from jobfleet.backends.native import ArrayChunk, NativeState, array_chunks, compress_indices
+from jobfleet.backends.submission import submit_tagged, wait_for_room
 from jobfleet.commands import CommandResult, run_command
-from jobfleet.errors import BackendError, CommandError
+from jobfleet.errors import CommandError
 from jobfleet.job import Job, SubJob
 from jobfleet.resources import RESOURCE_KEYS, Resources, resources_from_args, scheduler_name
 from jobfleet.status import JobStatus, reason_for_exit_code
@@ -70,52 +70,6 @@ from jobfleet.workdir import prepare, read_exit_code, render_wrapper
 __all__ = ["ArrayChunk", "BatchBackend", "BatchResult", "NativeState", "compress_indices"]
 
 log = logging.getLogger("jobfleet.backends.batch")
-
-
-@dataclass(frozen=True, slots=True)
-class NativeState:
-    """What the scheduler says about one unit."""
-
-    status: JobStatus
-    state: str = ""
-    exit_code: int | None = None
-    #: A scheduler-level failure reason ("timeout", "cancelled", ...); ``None`` to
-    #: describe a failure by its exit code.
-    reason: str | None = None
-    #: The unit went back to the queue (requeue, preemption): it may move back.
-    requeued: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ArrayChunk:
-    """Subjobs of one job sent as one native array; task index = subjob id - offset."""
-
-    owner: Job
-    units: tuple[SubJob, ...]
-    offset: int
-
-    @property
-    def indices(self) -> list[int]:
-        return [u.id - self.offset for u in self.units]
-
-    @property
-    def label(self) -> str:
-        return f"{self.units[0].id}-{self.units[-1].id}"
-
-
-def compress_indices(indices: Sequence[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2,5,7-8"`` (the usual array index syntax)."""
-    parts: list[str] = []
-    ordered = sorted(set(indices))
-    start = prev = ordered[0]
-    for value in [*ordered[1:], None]:
-        if value is not None and value == prev + 1:
-            prev = value
-            continue
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-        if value is not None:
-            start = prev = value
-    return ",".join(parts)
 
 
 class BatchResult:
@@ -312,22 +266,9 @@ class BatchBackend(Backend):
                     self._submit_single(unit)
 
     def _chunks(self, owner: Job, subjobs: list[SubJob]) -> list[ArrayChunk]:
-        """Arrays whose indices fit the scheduler's range, at most the global limit each.
-
-        Subjob ``i`` of block ``b`` gets index ``i - b * width + array_index_base``,
-        where ``width`` is how many indices one array can hold.
-        """
+        """Arrays whose indices fit the scheduler's range, at most the global limit each."""
         width = self.max_array_size() - self.array_index_base
-        size = max(1, min(width, self.global_job_limit))
-        by_block: dict[int, list[SubJob]] = {}
-        for sub in sorted(subjobs, key=lambda s: s.id):
-            by_block.setdefault(sub.id // width, []).append(sub)
-        chunks = []
-        for number, members in sorted(by_block.items()):
-            offset = number * width - self.array_index_base
-            for first in range(0, len(members), size):
-                chunks.append(ArrayChunk(owner, tuple(members[first : first + size]), offset))
-        return chunks
+        return array_chunks(owner, subjobs, width, self.global_job_limit, self.array_index_base)
 
     def _submit_single(self, unit: Job) -> None:
         native = self._submit_script(self.submission_file(unit), unit=unit)
@@ -347,57 +288,8 @@ class BatchBackend(Backend):
     def _submit_script(
         self, script: Path, *, unit: Job | None = None, array: ArrayChunk | None = None
     ) -> str:
-        count = len(array.units) if array else 1
-        self._wait_for_room(count)
-        tag = uuid.uuid4().hex[:16]
-        argv = self.submit_command(script, tag=tag, unit=unit, array=array)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(
-                lambda e: isinstance(e, CommandError) and e.transient
-            ),
-            stop=tenacity.stop_after_attempt(max(1, self.submit_attempts)),
-            wait=tenacity.wait_exponential_jitter(multiplier=0.5, max=20),
-            reraise=True,
-        )
-        try:
-            for attempt in retrying:
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        # The failed try may still have reached the scheduler.
-                        found = self._find_tagged(tag)
-                        if found is not None:
-                            log.warning("%s: an earlier try did get through as %s", script, found)
-                            return found
-                    result = self.run(argv, attempts=1)
-        except CommandError as err:
-            raise BackendError(f"submitting {script} failed: {err}") from err
-        return self.job_id_from_submit_output(result.stdout)
-
-    def _find_tagged(self, tag: str) -> str | None:
-        """The submission with this tag: in the queue, else among finished jobs."""
-        lookups = (
-            (self.tag_query_command, self.parse_tag_query_output),
-            (self.tag_history_command, self.parse_tag_history_output),
-        )
-        for build, parse in lookups:
-            argv = build(tag)
-            found = None if argv is None else parse(self.run(argv).stdout, tag)
-            if found is not None:
-                return found
-        return None
-
-    def _wait_for_room(self, count: int) -> None:
-        argv = self.active_count_command()
-        if argv is None or not self.global_job_limit:
-            return
-        while (
-            active := self.parse_active_count(self.run(argv).stdout)
-        ) + count > self.global_job_limit:
-            log.info(
-                "%d jobs active, limit %d: waiting %.0f s before submitting %d more",
-                active, self.global_job_limit, self.sleep_between_submission_checks, count,
-            )  # fmt: skip
-            time.sleep(self.sleep_between_submission_checks)
+        wait_for_room(self, len(array.units) if array else 1)
+        return submit_tagged(self, script, unit=unit, array=array)
 
     def _record(self, owner: Job, pairs: list[tuple[Job, str]]) -> None:
         for unit, native in pairs:

@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from jobfleet.backends.base import owner_of
-from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState
+from jobfleet.backends.batch import BatchBackend
 from jobfleet.backends.dirac_jdl import (
     PARAMETRIC_LIMIT,
     as_list,
@@ -56,6 +56,7 @@ from jobfleet.backends.dirac_jdl import (
     parse_status_lines,
     parse_submit_output,
 )
+from jobfleet.backends.native import ArrayChunk, NativeState
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.inputs import INPUT_DATA_FILE, local_path
 from jobfleet.job import Job, SubJob

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jobfleet.backends.batch import NativeState
+from jobfleet.backends.native import NativeState
 from jobfleet.errors import BackendError, SpecError
 from jobfleet.status import JobStatus
 

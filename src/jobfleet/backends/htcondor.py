@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from jobfleet.backends.base import owner_of
-from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState
+from jobfleet.backends.batch import BatchBackend
+from jobfleet.backends.native import ArrayChunk, NativeState
 from jobfleet.commands import CommandResult
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.inputs import INPUT_DATA_FILE

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from jobfleet.backends.base import owner_of
-from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState, compress_indices
+from jobfleet.backends.batch import BatchBackend
+from jobfleet.backends.native import ArrayChunk, NativeState, compress_indices
 from jobfleet.commands import CommandResult
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.job import Job

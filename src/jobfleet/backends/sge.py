@@ -19,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState
+from jobfleet.backends.batch import BatchBackend
+from jobfleet.backends.native import ArrayChunk, NativeState
 from jobfleet.commands import CommandResult
 from jobfleet.errors import BackendError, CommandError, SpecError
 from jobfleet.job import Job, SubJob

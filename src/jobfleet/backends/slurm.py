@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from jobfleet.backends.batch import ArrayChunk, BatchBackend, NativeState, compress_indices
+from jobfleet.backends.batch import BatchBackend
+from jobfleet.backends.native import ArrayChunk, NativeState, compress_indices
 from jobfleet.errors import BackendError
 from jobfleet.job import Job
 from jobfleet.resources import resources_from_args
