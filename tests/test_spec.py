@@ -26,9 +26,7 @@ from jobfleet.spec import (
     Resources,
     SplitSpec,
     load_spec,
-    parse_memory_mb,
     parse_spec_dict,
-    parse_walltime_s,
 )
 from jobfleet.splitters import ARGUMENTS_SPLITTER_HARD_CAP, MaxFilesSplitter
 
@@ -469,78 +467,6 @@ def test_yaml_unquoted_walltime_and_memory(folder: Path) -> None:
     (folder / "j.yaml").write_text(text)
     resources = load_spec(folder / "j.yaml").resources
     assert (resources.walltime_s, resources.memory_mb) == (5400, 2048)
-
-
-# -- memory and walltime ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "megabytes"),
-    [
-        (512, 512),
-        ("512", 512),
-        ("2GB", 2048),
-        ("2gb", 2048),
-        ("2 GiB", 2048),
-        ("2G", 2048),
-        ("1.5GB", 1536),
-        ("100MB", 100),
-        ("100mib", 100),
-        ("2048KB", 2),
-        ("1KiB", 1),
-        ("1TB", 1024 * 1024),
-        ("0.5TiB", 512 * 1024),
-    ],
-)
-def test_parse_memory(value: int | str, megabytes: int) -> None:
-    assert parse_memory_mb(value) == megabytes
-
-
-@pytest.mark.parametrize(
-    "value", [0, -1, "0GB", "-2GB", "lots", "2XB", "GB", "", 2.5, True, None, [1]]
-)
-def test_parse_memory_rejects(value: Any) -> None:
-    with pytest.raises(ValueError, match="memory"):
-        parse_memory_mb(value)
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        (3600, 3600),
-        ("3600", 3600),
-        ("01:00:00", 3600),
-        ("48:00:00", 172800),
-        ("10:30", 630),
-        ("1-02:03:04", 93784),
-        (" 00:00:01 ", 1),
-    ],
-)
-def test_parse_walltime(value: int | str, seconds: int) -> None:
-    assert parse_walltime_s(value) == seconds
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        0,
-        -5,
-        "0:00",
-        "00:00:00",
-        "1:60",
-        "1:60:00",
-        "1-24:00:00",
-        "1-01:00",
-        "1h",
-        "",
-        1.5,
-        False,
-        None,
-    ],
-)
-def test_parse_walltime_rejects(value: Any) -> None:
-    with pytest.raises(ValueError, match="walltime"):
-        parse_walltime_s(value)
 
 
 # -- errors -----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jobfleet._spec_args import parse_memory_mb, parse_walltime_s
+from jobfleet._spec_values import parse_memory_mb, parse_walltime_s
 from jobfleet.errors import SpecError
 from jobfleet.spec import Resources
 
