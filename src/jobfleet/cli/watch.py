@@ -160,7 +160,7 @@ class BackgroundSubmission:
 def _stop_interrupted(fleet: Fleet, job_ids: Sequence[int]) -> dict[str, int]:
     """Stop the unfinished units of runner-driven jobs (local); job name -> how many."""
     # Launch nothing more, then poll once, so units that have already ended are stored as
-    # they ended, not as interrupted (one ending between this poll and the cancel is taken).
+    # they ended, not as interrupted.
     fleet.stop_launching()
     with contextlib.suppress(JobfleetError, OSError):
         fleet.watch_step(job_ids)
@@ -169,6 +169,10 @@ def _stop_interrupted(fleet: Fleet, job_ids: Sequence[int]) -> dict[str, int]:
         record = fleet.job_record(job_id)
         if needs_runner(record.backend):
             stopped[record.name] = cancel(fleet, job_id, reason=INTERRUPTED)
+    # A unit that ended between that poll and its cancel was left to the next poll by the
+    # cancel; this process is the one polling, and it is about to stop.
+    with contextlib.suppress(JobfleetError, OSError):
+        fleet.watch_step(job_ids)
     return stopped
 
 
