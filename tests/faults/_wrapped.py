@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from ._support import marker_lines
+
 __all__ = [
     "SGE_HOST",
     "Fault",
@@ -215,11 +217,6 @@ def write_spec(
         )
     )
     return path
-
-
-def marker_lines(marks: Path) -> dict[int, int]:
-    """Subjob id -> how many times it wrote its marker line."""
-    return {int(p.stem): len(p.read_text().splitlines()) for p in marks.glob("*.mark")}
 
 
 def _real(command: str) -> str:
