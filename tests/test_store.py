@@ -135,7 +135,7 @@ def test_default_path_used_when_none(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_open_creates_dirs_wal_and_current_schema(db: Path) -> None:
     with Store(db) as s:
-        assert s.schema_version == SCHEMA_VERSION == 3
+        assert s.schema_version == SCHEMA_VERSION == 4
         assert s.integrity_check() == "ok"
     assert db.exists()
     with raw(db) as conn:
@@ -531,6 +531,7 @@ def test_migration_from_version_1(db: Path) -> None:
             {"cmd": ["run"]},
         )
         assert s.attempts(7, 0) == []
+        assert s.noted_submissions(7) == {}  # version 4's column: no call under way
         assert s.attempts(7, 1) == [
             SubjobRecord(7, 1, "failed", "55_1", 1, "boom", 2, 1100.0, 1110.0, 1120.0)
         ]

@@ -11,6 +11,10 @@ Version history:
 2. ``attempts``: one row per submission of a subjob, kept in step with the
    current attempt by a trigger; existing subjobs that were already submitted
    get one history row describing their current attempt.
+3. ``jobs.max_failed_fraction`` (it used to travel in the backend options).
+4. ``subjobs.submit_tag``: the tag of a scheduler call under way for a subjob
+   still in ``init``, committed before the call, so that a submission killed
+   before it could record the scheduler's answer is found again, not resent.
 
 Never edit a shipped step: append a new one.
 """
@@ -30,6 +34,7 @@ __all__ = [
     "FINAL_STATUSES",
     "JOB_COLS",
     "MIGRATIONS",
+    "NOTE_TAG_SQL",
     "RANK",
     "RESET_SQL",
     "SCHEMA_VERSION",
@@ -91,21 +96,28 @@ WHERE job_id = ?1 AND subjob_id = ?2
 SUBMIT_SQL = """
 UPDATE subjobs SET
     status = 'submitted', native_id = ?3, attempt = attempt + 1, submitted_at = ?4,
-    started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
+    started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
+    submit_tag = NULL
 WHERE job_id = ?1 AND subjob_id = ?2
 """
 #: SUBMIT_SQL for many subjobs sharing one native id, their ids as one JSON array (?2).
 SUBMIT_MANY_SQL = """
 UPDATE subjobs SET
     status = 'submitted', native_id = ?3, attempt = attempt + 1, submitted_at = ?4,
-    started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL
+    started_at = NULL, finished_at = NULL, exit_code = NULL, reason = NULL,
+    submit_tag = NULL
 WHERE job_id = ?1 AND subjob_id IN (SELECT value FROM json_each(?2))
 """
 RESET_SQL = """
 UPDATE subjobs SET
     status = 'init', native_id = NULL, exit_code = NULL, reason = NULL,
-    submitted_at = NULL, started_at = NULL, finished_at = NULL
+    submitted_at = NULL, started_at = NULL, finished_at = NULL, submit_tag = NULL
 WHERE job_id = ? AND subjob_id = ?
+"""
+#: Notes the tag of a scheduler call about to submit init subjobs (ids as a JSON array, ?2).
+NOTE_TAG_SQL = """
+UPDATE subjobs SET submit_tag = ?3
+WHERE job_id = ?1 AND subjob_id IN (SELECT value FROM json_each(?2)) AND status = 'init'
 """
 
 
@@ -231,7 +243,13 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    4,
+    "submission tags",
+    ("ALTER TABLE subjobs ADD COLUMN submit_tag TEXT",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -2,12 +2,15 @@
 
 The scheduler is the fake LSF of tests/fakesched with arrays of at most 100
 tasks, so the submission is 20 ``bsub`` calls. A ``bsub`` wrapper first on
-``PATH`` stops the 6th call before it reaches the scheduler and tells the test,
-which then kills ``jobfleet submit``: the kill lands deterministically in the
-middle, with 500 subjobs handed over and recorded and 1,500 not. ``jobfleet
-submit --resume`` must then send exactly the missing 1,500: the fake's own
-records and the marker files the subjobs write show each subjob submitted and
-run exactly once.
+``PATH`` holds the 6th call and tells the test, which then kills ``jobfleet
+submit``: the kill lands deterministically in the middle, with 500 subjobs
+handed over and recorded and 1,500 not. The wrapper holds the call either
+before it reaches the scheduler, or after the scheduler accepted it (100 more
+subjobs queued, but the answer never reaches jobfleet, so the store cannot
+know their ids). ``jobfleet submit --resume`` must then send exactly the
+missing ones, finding the accepted call by its tag: the fake's own records
+and the marker files the subjobs write show each subjob submitted and run
+exactly once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import shutil
 import signal
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 from cli.conftest import db  # noqa: F401
 from fakesched.fixture import FakeHandle, fake_scheduler_fixture
@@ -45,10 +50,11 @@ poll_interval = 0.5
 """
 
 GATE = """#!/bin/sh
-# Count bsub calls; stop call {stop} before the scheduler sees it, and say so.
+# Count bsub calls; hold call {stop} (after the scheduler took it, if {reached}), say so.
 n=$(( $(cat {state}/count 2>/dev/null || echo 0) + 1 ))
 echo $n > {state}/count
 if [ "$n" -eq {stop} ]; then
+    if {reached}; then {real} "$@" > {state}/lost-answer; fi
     echo $$ > {state}/stopped.pid
     exec sleep 600
 fi
@@ -61,20 +67,24 @@ def _submitted(db_path: Path) -> Counter[str]:
         return Counter(str(r.status) for r in store.subjobs(store.get_job("bigsubmit").id))
 
 
+@pytest.mark.parametrize("reached", [False, True], ids=["call-lost", "answer-lost"])
 def test_killed_submission_is_resumed_exactly(
     lsf: FakeHandle,
     db: Path,  # noqa: F811
     tmp_path: Path,
     reliability: Reliability,
+    reached: bool,
 ) -> None:
     """SIGKILL ``jobfleet submit`` of 2,000 subjobs (fake LSF) in its 6th of 20 ``bsub``
-    calls; ``submit --resume`` sends exactly the 1,500 missing ones."""
+    calls; ``submit --resume`` sends exactly the missing ones (1,500, or 1,400 when the
+    scheduler had already accepted the 6th call)."""
     marks, gate_dir, bin_dir = tmp_path / "marks", tmp_path / "gate", tmp_path / "gatebin"
     for d in (marks, gate_dir, bin_dir):
         d.mkdir()
     real_bsub = shutil.which("bsub")
     assert real_bsub is not None and Path(real_bsub).parent == lsf.bin_dir
-    (bin_dir / "bsub").write_text(GATE.format(stop=STOP_AT, state=gate_dir, real=real_bsub))
+    gate = GATE.format(stop=STOP_AT, state=gate_dir, real=real_bsub, reached=str(reached).lower())
+    (bin_dir / "bsub").write_text(gate)
     (bin_dir / "bsub").chmod(0o755)
     spec = tmp_path / "bigsubmit.toml"
     spec.write_text(SPEC.format(marks=marks, work=tmp_path / "work", n=N, array=ARRAY))
@@ -101,6 +111,9 @@ def test_killed_submission_is_resumed_exactly(
     lost = sum(1 for r in rows if r.status != "completed" or runs.get(r.subjob_id, 0) == 0)
     twice = sum(1 for n in fake_ids.values() if n > 1) + sum(1 for n in runs.values() if n > 1)
     twice += sum(1 for r in rows if r.attempt != 1) + len(set(fake_ids) - set(native))
+    recorded = (STOP_AT - 1) * ARRAY
+    accepted = recorded + (ARRAY if reached else 0)  # what the scheduler had at the kill
+    when = "after the scheduler accepted it" if reached else "before it reached the scheduler"
     reliability.record(
         backend="lsf (fake)",
         cases=N,
@@ -109,15 +122,17 @@ def test_killed_submission_is_resumed_exactly(
         lost=lost,
         duplicated=twice,
         detail=(
-            f"jobfleet submit SIGKILLed during bsub call {STOP_AT} of {N // ARRAY}; "
-            f"{before['submitted']} recorded before the kill, "
-            f"{len(fake_ids) - in_scheduler_before} sent by --resume"
+            f"jobfleet submit SIGKILLed during bsub call {STOP_AT} of {N // ARRAY}, {when}; "
+            f"{before['submitted']} recorded before the kill, {in_scheduler_before} in the "
+            f"scheduler, {len(fake_ids) - in_scheduler_before} sent by --resume"
         ),
     )
-    assert before == {"submitted": (STOP_AT - 1) * ARRAY, "init": N - (STOP_AT - 1) * ARRAY}
-    assert in_scheduler_before == (STOP_AT - 1) * ARRAY  # the scheduler agrees with the store
+    assert before == {"submitted": recorded, "init": N - recorded}
+    assert in_scheduler_before == accepted
     assert resumed.code == 0, resumed.err
-    assert f"submitted {N - (STOP_AT - 1) * ARRAY} subjob(s)" in resumed.err
+    assert f"submitted {N - accepted} subjob(s)" in resumed.err
+    if reached:
+        assert f"{ARRAY} subjobs had reached lsf before the last submission stopped" in resumed.err
     assert watched.code == 0, watched.err
     assert len(fake_ids) == N and set(fake_ids) == set(native)
     assert runs == dict.fromkeys(range(N), 1)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from jobfleet.errors import BackendError
-from jobfleet.fleet.driver import RecordSubmitted, register_driver, subjob_id_of
+from jobfleet.fleet.driver import NoteSubmitting, RecordSubmitted, register_driver, subjob_id_of
 from jobfleet.job import Job
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 
@@ -39,7 +39,13 @@ class FakeDriver:
     def available(cls) -> tuple[bool, str]:
         return True, ""
 
-    def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
+    def submit(
+        self,
+        job: Job,
+        units: Sequence[Job],
+        record: RecordSubmitted,
+        note: NoteSubmitting | None = None,
+    ) -> None:
         ids = [subjob_id_of(u) for u in units]
         for n, first in enumerate(range(0, len(ids), self.batch)):
             if self.fail_after_batches is not None and n >= self.fail_after_batches:

@@ -143,6 +143,8 @@ class BatchBackend(Backend):
         self._history_failed = False  # warned once that the history query fails
         #: Called with ``(owner, [(unit, native_id), ...])`` right after each submission call.
         self.on_submitted: Any = None
+        #: Called with ``(tag, units, array offset or None)`` right before each submission call.
+        self.on_submitting: Any = None
 
     # -- the contract --------------------------------------------------------------------------
 

@@ -4,7 +4,9 @@ Each submission carries a unique tag (the job name's suffix, a comment, ...,
 as the scheduler's :meth:`~jobfleet.backends.batch.BatchBackend.submit_command`
 puts it). A submit command that fails transiently is tried again, but first the
 scheduler is asked for the tag: a try that timed out on our side may still have
-been accepted, and sending it again would run the work twice.
+been accepted, and sending it again would run the work twice. The tag is handed
+to ``on_submitting`` before the first try, so that a process killed before it
+heard the answer leaves it in the store for the next one to look up.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def submit_tagged(
     """Submit ``script`` (for ``unit`` or ``array``) with retries; the native id it got."""
     tag = uuid.uuid4().hex[:16]
     argv = backend.submit_command(script, tag=tag, unit=unit, array=array)
+    if backend.on_submitting is not None:  # the store notes the tag before the scheduler sees it
+        units = list(array.units) if array is not None else [unit] if unit is not None else []
+        backend.on_submitting(tag, units, array.offset if array is not None else None)
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, CommandError) and e.transient),
         stop=tenacity.stop_after_attempt(max(1, backend.submit_attempts)),

@@ -16,9 +16,18 @@ from typing import Any, ClassVar
 
 from jobfleet.backends.base import owner_of
 from jobfleet.backends.batch import BatchBackend
-from jobfleet.errors import CommandError
-from jobfleet.fleet.driver import BackendOptionsError, JobCache, RecordSubmitted, subjob_id_of
-from jobfleet.job import Job
+from jobfleet.backends.native import ArrayChunk
+from jobfleet.backends.submission import find_tagged
+from jobfleet.errors import BackendError, CommandError
+from jobfleet.fleet.driver import (
+    BackendOptionsError,
+    JobCache,
+    NoteSubmitting,
+    RecordSubmitted,
+    subjob_id_of,
+    unit_of,
+)
+from jobfleet.job import Job, SubJob
 from jobfleet.status import JobStatus
 from jobfleet.store import JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import EXIT_CODE_FILE
@@ -74,9 +83,21 @@ class BatchDriver:
         """Options that change polling (see :attr:`BatchBackend.poll_options`)."""
         return self.backend_class.poll_options
 
-    def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
+    def submit(
+        self,
+        job: Job,
+        units: Sequence[Job],
+        record: RecordSubmitted,
+        note: NoteSubmitting | None = None,
+    ) -> None:
         def on_submitted(owner: Job, pairs: list[tuple[Job, str]]) -> None:
             record([(subjob_id_of(unit), native_id) for unit, native_id in pairs])
+
+        def on_submitting(tag: str, tagged: list[Job], offset: int | None) -> None:
+            if note is not None:
+                # An array's offset goes with its tag: it maps task indices back to subjobs.
+                noted = tag if offset is None else f"{tag} {offset}"
+                note([subjob_id_of(u) for u in tagged], noted)
 
         for unit in units:
             scale = self._scales.get((job.name, subjob_id_of(unit)))
@@ -84,10 +105,37 @@ class BatchDriver:
                 unit.resource_scale = dict(scale)
 
         self.backend.on_submitted = on_submitted
+        self.backend.on_submitting = on_submitting
         try:
             self.backend.submit(list(units))
         finally:
-            self.backend.on_submitted = None
+            self.backend.on_submitted = self.backend.on_submitting = None
+
+    def find_submitted(self, job: Job, noted: Mapping[str, Sequence[int]]) -> list[tuple[int, str]]:
+        """Of the calls noted before a crash (``{tag: subjob ids}``), those the scheduler
+        accepted: ``(subjob_id, native_id)`` pairs. Raises if the scheduler cannot be asked."""
+        found: list[tuple[int, str]] = []
+        for noted_tag, ids in noted.items():
+            tag, _, offset = noted_tag.partition(" ")
+            try:
+                native = find_tagged(self.backend, tag)
+            except CommandError as err:
+                raise BackendError(
+                    f"job {job.name!r}: cannot tell whether subjobs {ids[0]}-{ids[-1]} were "
+                    f"submitted before the last submission stopped ({err}); not sending them "
+                    "again blindly: try again when the scheduler answers"
+                ) from err
+            if native is None:
+                continue
+            units = [unit_of(job, subjob_id) for subjob_id in sorted(ids)]
+            if offset:
+                subjobs = tuple(u for u in units if isinstance(u, SubJob))
+                chunk = ArrayChunk(job, subjobs, int(offset))
+                natives = self.backend.array_task_ids(native, chunk)
+            else:
+                natives = [native]
+            found += zip(sorted(ids), natives, strict=True)
+        return found
 
     def render_script(self, unit: Job) -> str:
         return self.backend.render_script(unit)

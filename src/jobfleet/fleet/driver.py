@@ -13,14 +13,16 @@ The contract, which every driver implements (structurally, see :class:`Driver`):
     The backend name it is registered under.
 ``poll_interval: float``
     Seconds between two polls that make sense for this scheduler.
-``submit(job, units, record)``
+``submit(job, units, record, note=None)``
     Prepare each unit's working directory (:func:`jobfleet.workdir.prepare`)
     and hand the units to the scheduler. Right after EACH scheduler call
     returns, and before the next one, call ``record([(subjob_id, native_id),
     ...])`` with what that call submitted: it commits them to the store, so a
     crash can never lose a unit that the scheduler already has. Units not yet
     recorded when ``submit`` raises stay ``init`` and are submitted again by
-    ``jobfleet submit --resume``.
+    ``jobfleet submit --resume``. A driver whose scheduler can find a
+    submission by a tag calls ``note(subjob_ids, tag)`` right BEFORE each
+    call; see ``find_submitted``.
 ``poll(job_records, active)``
     ONE batched query for all ``active`` units (submitted or running, of every
     job in this store that uses this backend; ``job_records`` maps their job
@@ -43,6 +45,11 @@ a unit (``jobfleet submit --dry-run`` shows it); without it the plain wrapper
 (:func:`jobfleet.workdir.render_wrapper`) is shown. Optional too:
 ``know_job(record, job)``, given a job that this process built and stored, for a
 driver that only reads units to poll it instead of rebuilding it from the store.
+And ``find_submitted(job, noted) -> [(subjob_id, native_id), ...]``: given the
+tags noted for units that are still ``init`` (``{tag: [subjob_id, ...]}``),
+those the scheduler did accept (the process died before recording them); the
+orchestration records them instead of submitting them again. It raises if the
+scheduler cannot be asked: sending them blindly could run them twice.
 
 Drivers register with :func:`register_driver`. The names in
 :data:`KNOWN_DRIVER_NAMES` that are not registered yet are looked up lazily by
@@ -70,6 +77,7 @@ __all__ = [
     "Driver",
     "DriverFactory",
     "JobCache",
+    "NoteSubmitting",
     "RecordSubmitted",
     "UnknownBackendError",
     "driver_availability",
@@ -93,6 +101,8 @@ CANCELLED = "cancelled"
 
 #: ``record`` callback handed to :meth:`Driver.submit`: commits ``(subjob_id, native_id)`` pairs.
 RecordSubmitted = Callable[[Sequence[tuple[int, str]]], None]
+#: ``note`` callback handed to :meth:`Driver.submit`: commits ``(subjob_ids, tag)`` before a call.
+NoteSubmitting = Callable[[Sequence[int], str], None]
 
 
 class UnknownBackendError(BackendError):
@@ -117,7 +127,13 @@ class Driver(Protocol):
         """Seconds between two polls that make sense for this scheduler."""
         ...
 
-    def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
+    def submit(
+        self,
+        job: Job,
+        units: Sequence[Job],
+        record: RecordSubmitted,
+        note: NoteSubmitting | None = None,
+    ) -> None:
         """Prepare and hand ``units`` of ``job`` to the scheduler, recording each call's ids."""
         ...
 

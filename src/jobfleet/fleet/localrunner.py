@@ -43,6 +43,7 @@ from jobfleet.fleet.driver import (
     CANCELLED,
     BackendOptionsError,
     JobCache,
+    NoteSubmitting,
     RecordSubmitted,
     register_driver,
     subjob_id_of,
@@ -204,8 +205,18 @@ class LocalDriver:
 
     # -- submit ------------------------------------------------------------------------------
 
-    def submit(self, job: Job, units: Sequence[Job], record: RecordSubmitted) -> None:
-        """Prepare the units' working directories; they run once a runner polls."""
+    def submit(
+        self,
+        job: Job,
+        units: Sequence[Job],
+        record: RecordSubmitted,
+        note: NoteSubmitting | None = None,
+    ) -> None:
+        """Prepare the units' working directories; they run once a runner polls.
+
+        Nothing is noted (``note``): a unit is only "submitted" here, and its launch
+        is made exactly once by its own files (:mod:`jobfleet.fleet.unitfiles`).
+        """
         # One listing instead of a stat per unit: only a directory already there can
         # hold a previous attempt to forget (a resubmission, a --resume).
         try:

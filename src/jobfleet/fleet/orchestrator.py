@@ -147,6 +147,7 @@ class Fleet:
         driver = self.driver_for(record)
         with self.lease_submission(record) as renew:
             self.store.reset_for_retry(record.id, reset)
+            self._record_found(record, job, driver)
             # Read under the lease: only what nobody has submitted in the meantime.
             fresh = self.store.subjob_ids(record.id, statuses=["init"], ids=ids)
             units = [unit_of(job, subjob_id) for subjob_id in fresh]
@@ -160,11 +161,14 @@ class Fleet:
                 if progress is not None:
                     progress(len(pairs))
 
+            def note(subjob_ids: Sequence[int], tag: str) -> None:
+                self.store.note_submitting(record.id, subjob_ids, tag)
+
             if units:
                 try:
                     # Each batch is committed while the next one is prepared.
                     with BatchRecorder(record_submitted) as recorder:
-                        driver.submit(job, units, recorder.record)
+                        driver.submit(job, units, recorder.record, note)
                 except OSError as err:
                     # Disk full, read-only, permissions: what was sent is recorded, the
                     # rest stays init; say where it failed and how to go on.
@@ -176,6 +180,19 @@ class Fleet:
                     ) from None
                 log.info("job %s: %d units submitted to %s", record.name, len(units), driver.name)
         return len(units)
+
+    def _record_found(self, record: JobRecord, job: Job, driver: Driver) -> None:
+        """Record the init units that an earlier, killed submission did get to the scheduler."""
+        find = getattr(driver, "find_submitted", None)
+        noted = self.store.noted_submissions(record.id) if find is not None else {}
+        found: list[tuple[int, str]] = find(job, noted) if find is not None and noted else []
+        if found:
+            self.store.record_submitted(record.id, found)
+            log.warning(
+                "job %s: %d subjobs had reached %s before the last submission stopped; "
+                "recorded as submitted, not sent again",
+                record.name, len(found), driver.name,
+            )  # fmt: skip
 
     # -- submit ------------------------------------------------------------------------------
 

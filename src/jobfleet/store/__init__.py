@@ -25,6 +25,7 @@ from jobfleet._schema import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
     JOB_COLS,
+    NOTE_TAG_SQL,
     RANK,
     RESET_SQL,
     SCHEMA_VERSION,
@@ -293,6 +294,34 @@ class Store(LeaseTable):
             if cur.rowcount != len(ids):
                 raise self._missing(conn, job_id, ids)
         log.debug("%s: job %d: %d subjobs submitted", self.path, job_id, len(ids))
+
+    def note_submitting(self, job_id: int, subjob_ids: Sequence[int], tag: str) -> None:
+        """Commit that a scheduler call tagged ``tag`` is about to submit these subjobs.
+
+        Called BEFORE the call: if the process dies after the scheduler accepted
+        it but before :meth:`record_submitted`, the subjobs are still ``init``
+        with this tag, and the next submission asks the scheduler for the tag
+        instead of sending them again. Subjobs no longer in ``init`` are left
+        alone; recording or resetting a subjob clears its tag.
+        """
+        if not subjob_ids:
+            return
+        ids = json.dumps([int(i) for i in subjob_ids])
+        with self._txn(f"noting a submission of job {job_id}", write=True) as conn:
+            conn.execute(NOTE_TAG_SQL, (job_id, ids, tag))
+
+    def noted_submissions(self, job_id: int) -> dict[str, list[int]]:
+        """Tags of scheduler calls never recorded, with their subjobs (still ``init``)."""
+        with self._txn(f"reading noted submissions of job {job_id}", write=False) as conn:
+            rows = conn.execute(
+                "SELECT submit_tag, subjob_id FROM subjobs WHERE job_id = ? AND status = 'init'"
+                " AND submit_tag IS NOT NULL ORDER BY subjob_id",
+                (job_id,),
+            ).fetchall()
+        noted: dict[str, list[int]] = {}
+        for tag, subjob_id in rows:
+            noted.setdefault(str(tag), []).append(int(subjob_id))
+        return noted
 
     def update_statuses(self, updates: Iterable[StatusUpdate]) -> int:
         """Apply one poll's findings in a single transaction; return how many rows changed.
