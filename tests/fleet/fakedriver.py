@@ -24,6 +24,10 @@ class FakeDriver:
     #: (job record, subjob record) -> status update or None; default: complete everything.
     outcome: ClassVar[Callable[[JobRecord, SubjobRecord], StatusUpdate | None] | None] = None
     fail_after_batches: ClassVar[int | None] = None
+    #: This batch reaches the scheduler, but its answer is lost (the submitter dies).
+    lose_answer_of_batch: ClassVar[int | None] = None
+    #: What the scheduler has, by submission tag: [(subjob id, native id), ...].
+    accepted: ClassVar[dict[str, list[tuple[int, str]]]] = {}
     store_view: ClassVar[Callable[[int], list[str]] | None] = None
 
     def __init__(self, options: Mapping[str, Any]) -> None:
@@ -33,7 +37,8 @@ class FakeDriver:
     def reset(cls) -> None:
         cls.polls, cls.submits, cls.cancels = [], [], []
         cls.outcome = cls.store_view = None
-        cls.fail_after_batches = None
+        cls.fail_after_batches = cls.lose_answer_of_batch = None
+        cls.accepted = {}
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -51,8 +56,17 @@ class FakeDriver:
             if self.fail_after_batches is not None and n >= self.fail_after_batches:
                 raise BackendError("fake scheduler refused the batch")
             chunk = ids[first : first + self.batch]
+            tag = f"tag{len(FakeDriver.submits)}"
+            if note is not None:
+                note(chunk, tag)
             FakeDriver.submits.append(chunk)
-            record([(i, f"fake.{i}") for i in chunk])
+            FakeDriver.accepted[tag] = [(i, f"fake.{i}") for i in chunk]
+            if n == self.lose_answer_of_batch:
+                raise BackendError("fake scheduler: the answer was lost")
+            record(FakeDriver.accepted[tag])
+
+    def find_submitted(self, job: Job, noted: Mapping[str, Sequence[int]]) -> list[tuple[int, str]]:
+        return [pair for tag in noted for pair in FakeDriver.accepted.get(tag, [])]
 
     def poll(
         self, job_records: Mapping[int, JobRecord], active: Sequence[SubjobRecord]

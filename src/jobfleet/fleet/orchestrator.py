@@ -31,8 +31,8 @@ from jobfleet.fleet.driver import (
     get_driver,
     is_registered,
     needs_runner,
-    unit_of,
 )
+from jobfleet.fleet.handover import Progress, hand_over
 from jobfleet.fleet.leases import (
     LEASE_TTL_ENV,
     JobBusyError,
@@ -43,7 +43,6 @@ from jobfleet.fleet.leases import (
 from jobfleet.fleet.policy import RetryPolicy, policy_of
 from jobfleet.fleet.polldrivers import PollDrivers
 from jobfleet.fleet.progress import OPEN_STATUSES, JobProgress, never_submitted, plan_retries
-from jobfleet.fleet.recorder import BatchRecorder
 from jobfleet.fleet.runner import RUNNER_LOG, spawn_runner
 from jobfleet.job import Job
 from jobfleet.store import WHOLE_JOB, JobRecord, StatusUpdate, Store, SubjobRecord
@@ -58,10 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("jobfleet.fleet.orchestrator")
-
-
-#: Called with the number of units just recorded as submitted (to advance a progress bar).
-Progress = Callable[[int], None]
 
 
 class JobActiveError(JobfleetError):
@@ -143,56 +138,13 @@ class Fleet:
         *,
         reset: Sequence[int] = (),
     ) -> int:
-        """Submit the units of ``job`` (of ``ids``, or all) that are in init; returns how many."""
+        """Submit the units of ``job`` (of ``ids``, or all) that are in init; returns how many.
+
+        Under the job's submission lease; see :func:`~jobfleet.fleet.handover.hand_over`.
+        """
         driver = self.driver_for(record)
         with self.lease_submission(record) as renew:
-            self.store.reset_for_retry(record.id, reset)
-            self._record_found(record, job, driver)
-            # Read under the lease: only what nobody has submitted in the meantime.
-            fresh = self.store.subjob_ids(record.id, statuses=["init"], ids=ids)
-            units = [unit_of(job, subjob_id) for subjob_id in fresh]
-            sent = 0
-
-            def record_submitted(pairs: Sequence[tuple[int, str]]) -> None:
-                nonlocal sent
-                self.store.record_submitted(record.id, pairs)
-                sent += len(pairs)
-                renew()
-                if progress is not None:
-                    progress(len(pairs))
-
-            def note(subjob_ids: Sequence[int], tag: str) -> None:
-                self.store.note_submitting(record.id, subjob_ids, tag)
-
-            if units:
-                try:
-                    # Each batch is committed while the next one is prepared.
-                    with BatchRecorder(record_submitted) as recorder:
-                        driver.submit(job, units, recorder.record, note)
-                except OSError as err:
-                    # Disk full, read-only, permissions: what was sent is recorded, the
-                    # rest stays init; say where it failed and how to go on.
-                    where = f" ({err.filename})" if err.filename else ""
-                    raise JobfleetError(
-                        f"job {record.name!r}: preparing subjobs failed: "
-                        f"{err.strerror or err}{where}; {sent} of {len(units)} submitted, the "
-                        f"rest wait: fix that and run `jobfleet submit SPEC --resume {record.name}`"
-                    ) from None
-                log.info("job %s: %d units submitted to %s", record.name, len(units), driver.name)
-        return len(units)
-
-    def _record_found(self, record: JobRecord, job: Job, driver: Driver) -> None:
-        """Record the init units that an earlier, killed submission did get to the scheduler."""
-        find = getattr(driver, "find_submitted", None)
-        noted = self.store.noted_submissions(record.id) if find is not None else {}
-        found: list[tuple[int, str]] = find(job, noted) if find is not None and noted else []
-        if found:
-            self.store.record_submitted(record.id, found)
-            log.warning(
-                "job %s: %d subjobs had reached %s before the last submission stopped; "
-                "recorded as submitted, not sent again",
-                record.name, len(found), driver.name,
-            )  # fmt: skip
+            return hand_over(self.store, driver, record, job, ids, progress, renew, reset=reset)
 
     # -- submit ------------------------------------------------------------------------------
 
