@@ -203,6 +203,30 @@ def test_tag_query() -> None:
     assert OfflineSlurm().parse_tag_query_output(out, "ccc") is None
 
 
+def test_tag_history_finds_a_submission_by_its_submit_line() -> None:
+    backend = OfflineSlurm()
+    argv = backend.tag_history_command("feedc0de00000001")
+    assert argv is not None and argv[0] == "sacct" and "--format=JobID,SubmitLine" in argv
+    out = sample("sacct_submit_lines.out")
+    assert backend.parse_tag_history_output(out, "feedc0de00000001") == "122674"  # the array
+    assert backend.parse_tag_history_output(out, "feedc0de00000002") == "122675"
+    assert backend.parse_tag_history_output(out, "697861e60f61406a") == "122669"
+    assert backend.parse_tag_history_output(out, "feedc0de0000000") is None  # a prefix only
+
+
+def test_no_tag_history_without_accounting_or_before_submit_lines() -> None:
+    class NoAccounting(OfflineSlurm):
+        def config(self) -> dict[str, str]:
+            return {**super().config(), "AccountingStorageType": "accounting_storage/none"}
+
+    class Old(OfflineSlurm):
+        def config(self) -> dict[str, str]:
+            return {**super().config(), "SLURM_VERSION": "20.11.9"}
+
+    assert NoAccounting().tag_history_command("x") is None
+    assert Old().tag_history_command("x") is None
+
+
 def test_chunks_for_a_scheduler_counting_from_one(tmp_path: Path) -> None:
     class OneBased(OfflineSlurm):
         array_index_base = 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from jobfleet.store import Store
 from reliability_report import Reliability
 
 from ._support import jobfleet_process, marker_lines, run_jobfleet
+from ._wrapped import unique_name, write_spec
 
 N = 2000
 ARRAY = 100  # tasks per bsub call
@@ -137,3 +139,95 @@ def test_killed_submission_is_resumed_exactly(
     assert len(fake_ids) == N and set(fake_ids) == set(native)
     assert runs == dict.fromkeys(range(N), 1)
     assert {(str(r.status), r.attempt, r.exit_code) for r in rows} == {("completed", 1, 0)}
+
+
+SLURM_GATE = """#!/bin/sh
+# The first sbatch call reaches Slurm; its answer never reaches jobfleet.
+echo x >> {state}/calls
+if [ "$(wc -l < {state}/calls)" -eq 1 ]; then
+    {real} "$@" > {state}/lost-answer
+    echo $$ > {state}/stopped.pid
+    exec sleep 600
+fi
+exec {real} "$@"
+"""
+# squeue no longer lists the ended submission (as MinJobAge later): only sacct can tell.
+SQUEUE_FORGETS = """#!/bin/sh
+case "$*" in *"%F|%k"*) exit 0 ;; esac
+exec {real} "$@"
+"""
+
+
+@pytest.mark.slurm
+@pytest.mark.usefixtures("slurm_cluster")
+def test_killed_slurm_submission_is_found_in_accounting(
+    db: Path,  # noqa: F811
+    tmp_path: Path,
+    reliability: Reliability,
+) -> None:
+    """Real Slurm: ``jobfleet submit`` is SIGKILLed after ``sbatch`` queued its array but
+    before the answer arrived; the array runs and ends, and ``squeue`` no longer lists it
+    (as ``MinJobAge`` later). ``submit --resume`` finds it in accounting by its tag and
+    sends nothing again; each subjob ran once."""
+    n = 6
+    marks, gate_dir, bin_dir = tmp_path / "marks", tmp_path / "gate", tmp_path / "gatebin"
+    for d in (marks, gate_dir, bin_dir):
+        d.mkdir()
+    for command, text in (("sbatch", SLURM_GATE), ("squeue", SQUEUE_FORGETS)):
+        real = shutil.which(command)
+        assert real is not None
+        (bin_dir / command).write_text(text.format(state=gate_dir, real=real))
+        (bin_dir / command).chmod(0o755)
+    name = unique_name("slurmlost")
+    spec = write_spec(
+        tmp_path / "lost.toml", name, "slurm", n, f"echo once >> {marks}/$1.mark",
+        poll=0.5, options="min_poll_interval = 0.5",
+    )  # fmt: skip
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+
+    submitter = jobfleet_process("submit", str(spec), env=env)
+    stopped = gate_dir / "stopped.pid"
+    wait_until(lambda: stopped.exists() and stopped.read_text().strip(), what="sbatch to answer")
+    submitter.send_signal(signal.SIGKILL)
+    submitter.wait(timeout=10)
+    os.kill(int(stopped.read_text()), signal.SIGKILL)
+    array_id = (gate_dir / "lost-answer").read_text().strip().split(";")[0]
+    with Store(db) as store:
+        before = Counter(str(r.status) for r in store.subjobs(store.get_job(name).id))
+    assert before == {"init": n}
+
+    def ended_in_accounting() -> bool:
+        # squeue lists a queued or running job in any case: sacct matters once it has ended.
+        states = subprocess.run(
+            ["sacct", "--noheader", "--parsable2", "-X", "-j", array_id, "--format=State"],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()  # fmt: skip
+        return states == ["COMPLETED"] * n
+
+    wait_until(ended_in_accounting, timeout=120, what=f"array {array_id} to end in accounting")
+    resuming = jobfleet_process("submit", str(spec), "--resume", name, env=env)
+    resumed_err = resuming.communicate(timeout=120)[1]
+    watched = run_jobfleet("watch", name, "--interval", "0.5", "--quiet", timeout=180)
+
+    with Store(db) as store:
+        rows = store.subjobs(store.get_job(name).id)
+    calls = len((gate_dir / "calls").read_text().splitlines())
+    runs = marker_lines(marks)
+    reliability.record(
+        backend="slurm",
+        cases=n,
+        unit="subjobs",
+        faults=1,
+        lost=sum(1 for r in rows if r.status != "completed" or runs.get(r.subjob_id, 0) == 0),
+        duplicated=sum(1 for count in runs.values() if count > 1) + (calls - 1),
+        detail=(
+            "jobfleet submit SIGKILLed after sbatch queued the array, its answer lost; "
+            f"squeue hides it, --resume found it in sacct; {calls} sbatch call(s) in all"
+        ),
+    )
+    assert resuming.returncode == 0, resumed_err
+    assert f"{n} subjobs had reached slurm before the last submission stopped" in resumed_err
+    assert calls == 1  # nothing was sent again
+    assert watched.code == 0, watched.err
+    assert {r.native_id for r in rows} == {f"{array_id}_{i}" for i in range(n)}
+    assert runs == dict.fromkeys(range(n), 1)

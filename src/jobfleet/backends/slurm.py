@@ -51,6 +51,11 @@ _STATUS_FORMAT = (
 
 
 _HISTORY_FORMAT = "JobID,JobIDRaw,State,ExitCode,Start,End,Elapsed,Reason"
+#: How far back ``sacct`` looks for a submission by its tag: a ``submit --resume`` days
+#: after the crash still finds jobs that left ``squeue`` long ago.
+_TAG_HISTORY_SINCE = "now-14days"
+#: ``sacct`` keeps each job's ``sbatch`` command line (with the tag) from this version on.
+_SUBMIT_LINE_SINCE = (21, 8)
 
 
 def format_walltime(seconds: int) -> str:
@@ -261,5 +266,31 @@ class Slurm(BatchBackend):
                 return job_id.strip()
         return None
 
+    def tag_history_command(self, tag: str) -> list[str] | None:
+        # The Comment field itself reaches accounting only with AccountingStoreFlags=
+        # job_comment; the submit line, which holds it too, is always kept. A time window
+        # leaves out jobs still pending, but the queue query (squeue) lists those.
+        if not self.has_accounting() or _version(self.config()) < _SUBMIT_LINE_SINCE:
+            return None
+        return ["sacct", "--noheader", "--parsable2", "--allocations",
+                f"--starttime={_TAG_HISTORY_SINCE}", "--format=JobID,SubmitLine"]  # fmt: skip
+
+    def parse_tag_history_output(self, stdout: str, tag: str) -> str | None:
+        wanted = f"--comment=jobfleet:{tag}"
+        for line in stdout.splitlines():
+            job_id, _, submit_line = line.strip().partition("|")
+            if wanted in submit_line.split():
+                return job_id.split("_")[0]  # an array task ("123_4"): its array's id
+        return None
+
     def active_count_command(self) -> list[str] | None:
         return ["squeue", "--noheader", "--me", "--array", "--format=%i"]
+
+
+def _version(config: dict[str, str]) -> tuple[int, int]:
+    """``(major, minor)`` of ``SLURM_VERSION`` in ``scontrol show config``; (0, 0) if unknown."""
+    parts = config.get("SLURM_VERSION", "").split(".")
+    try:
+        return int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        return 0, 0
