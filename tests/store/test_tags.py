@@ -2,18 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from jobfleet.store import StatusUpdate, Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "tags.db") as opened:
-        yield opened
 
 
 def test_a_noted_call_stays_until_it_is_recorded(store: Store) -> None:

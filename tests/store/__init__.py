@@ -1,0 +1,1 @@
+"""Tests of jobfleet.store, one module per part of it."""
