@@ -13,11 +13,7 @@ from typing import Any
 
 import pytest
 
-from jobfleet.store import (
-    WHOLE_JOB,
-    JobRecord,
-    Store,
-)
+from jobfleet.store import WHOLE_JOB, JobRecord, Store
 
 CTX = mp.get_context("spawn")
 DEADLINE = 120.0  # generous: only reached when something is truly stuck

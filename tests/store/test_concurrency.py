@@ -19,11 +19,7 @@ from typing import Any
 import pytest
 
 from jobfleet.errors import DuplicateJobError, StoreError
-from jobfleet.store import (
-    WHOLE_JOB,
-    StatusUpdate,
-    Store,
-)
+from jobfleet.store import WHOLE_JOB, StatusUpdate, Store
 
 from .conftest import CTX, DEADLINE, add, collect, raw
 

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 from jobfleet.errors import DuplicateJobError
-from jobfleet.store import (
-    Store,
-)
+from jobfleet.store import Store
 from jobfleet.store import connection as store_connection
 
 from .conftest import CTX, DEADLINE, collect
