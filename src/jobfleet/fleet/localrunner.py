@@ -46,9 +46,9 @@ from jobfleet.fleet.driver import (
     NoteSubmitting,
     RecordSubmitted,
     register_driver,
-    subjob_id_of,
 )
 from jobfleet.fleet.launcher import Launcher, Queued
+from jobfleet.fleet.localprep import prepare_units, workdir_text
 from jobfleet.fleet.unitfiles import (
     CLAIM_FILE,
     LOST_RACE_EXIT,
@@ -58,7 +58,6 @@ from jobfleet.fleet.unitfiles import (
     cancel_unit,
     claim,
     claim_age,
-    forget_attempt,
     process_started_at,
     read_state,
     reopen_claim,
@@ -72,7 +71,6 @@ from jobfleet.store import WHOLE_JOB, JobRecord, StatusUpdate, SubjobRecord
 from jobfleet.workdir import (
     STDERR_FILE,
     collect_outputs,
-    prepare,
     read_exit_code,
     render_wrapper,
 )
@@ -93,11 +91,6 @@ log = logging.getLogger("jobfleet.fleet.localrunner")
 CLAIM_GRACE = 10.0
 LOST_NO_EXIT_CODE = "lost: process ended without an exit code"
 _OPTIONS = ("max_processes", "inherit_env", "poll_interval")
-#: Prepared units are recorded in the store at least this many at a time, or after this long;
-#: the first few at once, so that a runner watching the submission can start them.
-_RECORD_BATCH = 1000
-_RECORD_EVERY = 0.1
-_RECORD_FIRST = 16
 #: Seconds a unit found unclaimed is taken as still queued without looking at its files.
 #: Only a runner that has just lost the lease may claim it meanwhile, and then our own
 #: claim fails and drops it: a safety net, kept rare (at 2 s, checking files of units
@@ -217,27 +210,7 @@ class LocalDriver:
         Nothing is noted (``note``): a unit is only "submitted" here, and its launch
         is made exactly once by its own files (:mod:`jobfleet.fleet.unitfiles`).
         """
-        # One listing instead of a stat per unit: only a directory already there can
-        # hold a previous attempt to forget (a resubmission, a --resume).
-        try:
-            existing = set(os.listdir(job.working_dir))
-        except FileNotFoundError:
-            existing = set()
-        batch: list[tuple[int, str]] = []
-        last = time.monotonic()
-        limit = _RECORD_FIRST
-        for unit in units:
-            workdir = _workdir_text(unit)  # a string: a big job prepares 100,000s of units
-            if unit is job or os.path.basename(workdir) in existing:
-                forget_attempt(Path(workdir))
-            prepare(unit, self.render_script(unit), workdir=workdir)
-            batch.append((subjob_id_of(unit), "local"))
-            # Commit in chunks (each a transaction) so progress shows and little is redone.
-            if len(batch) >= limit or time.monotonic() - last > _RECORD_EVERY:
-                record(batch)
-                batch, last, limit = [], time.monotonic(), _RECORD_BATCH
-        if batch:
-            record(batch)
+        prepare_units(job, units, record, self.render_script)
 
     def render_script(self, unit: Job) -> str:
         # The wrapper itself takes the commit point: one bash per unit, no launch runs twice.
@@ -396,7 +369,7 @@ class LocalDriver:
     def _spawn(self, rec: SubjobRecord, unit: Job, *, relaunch: bool) -> StatusUpdate | None:
         """Claim the unit (``relaunch``: under its earlier claim) and start it; ``None`` if
         another runner claimed it first."""
-        workdir = _workdir_text(unit)
+        workdir = workdir_text(unit)
         key = _child_key(rec)
         with self._children_lock:
             self._launching.add(key)  # before the claim exists: no poll sees it as others'
@@ -447,15 +420,6 @@ class LocalDriver:
 
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-
-
-def _workdir_text(unit: Job) -> str:
-    """``unit.working_dir`` as a string, for a subjob without building a ``Path``: its id
-    in its job's directory (:attr:`SubJob.working_dir`). Runs per unit prepared and started."""
-    parent = getattr(unit, "parent", None)  # only a SubJob has one
-    if parent is None:
-        return os.fspath(unit.working_dir)
-    return f"{os.fspath(parent.working_dir)}/{subjob_id_of(unit)}"
 
 
 register_driver("local", LocalDriver, needs_runner=True)
