@@ -11,6 +11,7 @@ before anything is submitted.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Mapping
@@ -18,7 +19,6 @@ from typing import Any
 
 from jobfleet._spec_values import parse_memory_mb, parse_walltime_s
 from jobfleet.errors import SpecError
-from jobfleet.spec import Resources
 
 __all__ = ["RESOURCE_KEYS", "Resources", "resources_from_args", "scheduler_name"]
 
@@ -28,6 +28,33 @@ RESOURCE_KEYS = (
 )  # fmt: skip
 _WORD = re.compile(r"^[A-Za-z0-9_.+:@-]+$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """Portable resource requests; ``None`` means "the scheduler's default"."""
+
+    cores: int | None = None
+    memory_mb: int | None = None
+    walltime_s: int | None = None
+    queue: str | None = None
+    account: str | None = None
+    gpus: int | None = None
+    nodes: int | None = None
+    job_name: str | None = None
+    extra_directives: list[str] = dataclasses.field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A plain (JSON-ready) dict with the ``None`` values left out."""
+        return {k: copy.copy(v) for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
+        """The inverse of :meth:`as_dict` (e.g. for ``job.backend_args["resources"]``)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["extra_directives"] = list(values.get("extra_directives", []))
+        return cls(**values)
 
 
 def scheduler_name(name: str, limit: int = 64) -> str:

@@ -41,7 +41,6 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -60,6 +59,7 @@ from jobfleet._spec_args import (
 from jobfleet.errors import SpecError
 from jobfleet.inputs import INPUT_DATA_FILE, glob_files, is_uri
 from jobfleet.job import Job
+from jobfleet.resources import Resources
 from jobfleet.splitters import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from jobfleet.workdir import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, SUBMIT_SCRIPT
 
@@ -85,33 +85,6 @@ _RESERVED = {EXIT_CODE_FILE, STDOUT_FILE, STDERR_FILE, SUBMIT_SCRIPT, INPUT_DATA
 
 
 # -- the result -------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Resources:
-    """Portable resource requests; ``None`` means "the scheduler's default"."""
-
-    cores: int | None = None
-    memory_mb: int | None = None
-    walltime_s: int | None = None
-    queue: str | None = None
-    account: str | None = None
-    gpus: int | None = None
-    nodes: int | None = None
-    job_name: str | None = None
-    extra_directives: list[str] = dataclasses.field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """A plain (JSON-ready) dict with the ``None`` values left out."""
-        return {k: copy.copy(v) for k, v in dataclasses.asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resources:
-        """The inverse of :meth:`as_dict` (e.g. for ``job.backend_args["resources"]``)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {key: value for key, value in data.items() if key in known}
-        values["extra_directives"] = list(values.get("extra_directives", []))
-        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)

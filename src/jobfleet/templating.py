@@ -6,9 +6,10 @@ import re
 import shlex
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = ["comment_text", "render"]
 
@@ -23,6 +24,9 @@ def comment_text(value: Any) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
+    # Imported on first render: commands that only read the store never render a script.
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([_HERE / "templates", _HERE / "backends" / "templates"]),
         undefined=jinja2.StrictUndefined,

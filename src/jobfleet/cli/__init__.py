@@ -7,6 +7,7 @@ usage errors and 1 otherwise; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -14,18 +15,40 @@ from pathlib import Path
 
 import click
 
-from jobfleet.cli import backends, control, logs, report, status, submit, watch
 from jobfleet.cli.common import AppState, own_the_process
 from jobfleet.errors import JobfleetError
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMAND_MODULES", "cli", "main"]
 
 log = logging.getLogger("jobfleet.cli")
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: The module (in jobfleet.cli) of each command. Only the one that runs is imported: a
+#: `jobfleet status` does not pay for the spec models and templates `submit` needs.
+COMMAND_MODULES = {
+    "submit": "submit", "status": "status", "list": "status", "watch": "watch", "logs": "logs",
+    "cancel": "control", "resubmit": "control", "rm": "control", "backends": "backends",
+    "report": "report",
+}  # fmt: skip
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported when used (``--help`` imports them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is None:
+            return None
+        commands: list[click.Command] = importlib.import_module(f"jobfleet.cli.{module}").COMMANDS
+        return next(command for command in commands if command.name == cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -61,11 +84,6 @@ def _configure_logging(level: int) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-
-
-for _module in (submit, status, watch, logs, control, backends, report):
-    for _command in _module.COMMANDS:
-        cli.add_command(_command)
 
 
 def _one_line(message: object) -> str:

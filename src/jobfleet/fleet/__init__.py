@@ -1,9 +1,8 @@
 """Store-driven orchestration: drivers per scheduler, the local runner, submit/watch/retry.
 
-Importing this package registers the ``local`` driver.
+Drivers (the local one too) are imported when a backend name is first used.
 """
 
-from jobfleet.fleet import localrunner as _localrunner  # noqa: F401  (registers "local")
 from jobfleet.fleet.api import (
     cancel_job,
     ensure_runner,

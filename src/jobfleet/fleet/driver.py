@@ -53,8 +53,10 @@ scheduler cannot be asked: sending them blindly could run them twice.
 
 Drivers register with :func:`register_driver`. The names in
 :data:`KNOWN_DRIVER_NAMES` that are not registered yet are looked up lazily by
-importing ``jobfleet.fleet.<name>`` (a module that calls ``register_driver``
-when imported); if there is no such module the backend is "not implemented yet".
+importing ``jobfleet.fleet.<name>`` (``localrunner`` for ``local``), a module
+that calls ``register_driver`` when imported; if there is no such module the
+backend is "not implemented yet". So a command that only reads the store
+never imports a driver.
 """
 
 from __future__ import annotations
@@ -182,9 +184,13 @@ def register_driver(name: str, factory: DriverFactory, *, needs_runner: bool = F
     _REGISTRY[name] = _Registration(factory, needs_runner)
 
 
+#: Modules registering a known backend whose name differs from the backend's.
+_MODULE_OF = {"local": "localrunner"}
+
+
 def _registration(name: str) -> _Registration | None:
     if name not in _REGISTRY and name in KNOWN_DRIVER_NAMES:
-        module = f"jobfleet.fleet.{name}"
+        module = f"jobfleet.fleet.{_MODULE_OF.get(name, name)}"
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
