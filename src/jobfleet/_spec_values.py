@@ -75,7 +75,7 @@ def check_json_like(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         return check_scalar(value)
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):  # a tuple: set from Python, stored as a list
         return [check_json_like(item, depth + 1) for item in value]
     if isinstance(value, dict):
         for key in value:

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictStr,
+    ValidationError,
+)
 
+from jobfleet._spec_values import check_json_like, check_scalar
 from jobfleet.errors import SpecError
 
 __all__ = ["describe_validation_error", "parse_job_dict"]
 
-Scalar = StrictStr | int | float | bool
+# Only what survives a JSON round trip unchanged: no NaN or infinity, string keys.
+Scalar = Annotated[str | int | float | bool, PlainValidator(check_scalar)]
+JsonLike = Annotated[Any, PlainValidator(check_json_like)]
 
 
 class _SubjobDoc(BaseModel):
@@ -32,7 +42,7 @@ class _JobDoc(BaseModel):
     args: list[Scalar] = []
     input_files: list[StrictStr] = []
     setup_cmds: list[StrictStr] = []
-    backend_args: dict[StrictStr, Any] = {}
+    backend_args: dict[StrictStr, JsonLike] = {}
     subjobs: list[_SubjobDoc] = []
 
 
@@ -40,8 +50,11 @@ def describe_validation_error(err: ValidationError) -> str:
     """One line naming the first offending field and why."""
     first = err.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(document)"
+    why = first["msg"]
+    if first["type"] == "value_error":  # our own check's message, without pydantic's prefix
+        why = str(first.get("ctx", {}).get("error", why))
     # A key may hold a newline; the message must stay one line.
-    return f"field '{where}': {first['msg']}".replace("\r", "\\r").replace("\n", "\\n")
+    return f"field '{where}': {why}".replace("\r", "\\r").replace("\n", "\\n")
 
 
 def parse_job_dict(job_dict: Mapping[str, Any]) -> dict[str, Any]:
