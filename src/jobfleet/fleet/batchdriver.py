@@ -127,14 +127,15 @@ class BatchDriver:
                 ) from err
             if native is None:
                 continue
-            units = [unit_of(job, subjob_id) for subjob_id in sorted(ids)]
+            ordered = sorted(ids)
             if offset:
+                units = (unit_of(job, subjob_id) for subjob_id in ordered)
                 subjobs = tuple(u for u in units if isinstance(u, SubJob))
                 chunk = ArrayChunk(job, subjobs, int(offset))
                 natives = self.backend.array_task_ids(native, chunk)
             else:
                 natives = [native]
-            found += zip(sorted(ids), natives, strict=True)
+            found += zip(ordered, natives, strict=True)
         return found
 
     def render_script(self, unit: Job) -> str:
